@@ -1,0 +1,111 @@
+"""Command line: `runs-controller run` (the controller) and `runs-controller dev` (local stack)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import structlog
+
+from runs_controller import __version__
+from runs_controller.app import ControllerSettings, StartupError, run_controller
+from runs_controller.observability.logging import configure_logging
+
+log = structlog.get_logger("runs_controller")
+
+
+def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("RUNS_CONTROLLER_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (env RUNS_CONTROLLER_LOG_LEVEL; default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=os.environ.get("RUNS_CONTROLLER_LOG_FORMAT", "json"),
+        help="json (default) or console (env RUNS_CONTROLLER_LOG_FORMAT)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runs-controller",
+        description="Kubernetes controller for runs.bubustack.io (StoryRun, StepRun, ...).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the controller against a cluster")
+    run.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=os.environ.get("KUBECONFIG") or None,
+        help="kubeconfig file (env KUBECONFIG); omitted: in-cluster credentials",
+    )
+    _add_logging_flags(run)
+
+    dev = commands.add_parser(
+        "dev",
+        help="start a local etcd + kube-apiserver (building them on first use) and run the "
+        "controller against it until Ctrl-C",
+    )
+    dev.add_argument(
+        "--no-build",
+        action="store_true",
+        help="fail instead of building missing control-plane binaries",
+    )
+    _add_logging_flags(dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        if args.command == "run":
+            anyio.run(run_controller, ControllerSettings(kubeconfig=args.kubeconfig))
+            return 0
+        return _dev(build=not args.no_build)
+    except StartupError as error:
+        log.error("startup_failed", error=str(error))
+        return 1
+
+
+def _dev(*, build: bool) -> int:
+    # Imported here: the control plane harness (and its cryptography dependency) is a
+    # development tool, not part of the controller image.
+    from runs_controller.testing import BinariesNotFoundError, ControlPlane, find_binaries
+    from runs_controller.testing.binaries import BUILD_SCRIPT, cache_root
+
+    try:
+        find_binaries(["etcd", "kube-apiserver"])
+    except BinariesNotFoundError as error:
+        if not build or not BUILD_SCRIPT.is_file():
+            log.error("control_plane_binaries_missing", error=str(error))
+            return 1
+        log.info("building_control_plane", script=str(BUILD_SCRIPT), note="first run: 10-30 min")
+        subprocess.run(["bash", str(BUILD_SCRIPT)], check=True)  # noqa: S603, S607
+
+    with ControlPlane() as plane:
+        stable = cache_root() / "dev" / "kubeconfig"
+        stable.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plane.kubeconfig_path, stable)
+        stable.chmod(0o600)
+        log.info(
+            "control_plane_ready",
+            server=plane.server,
+            kubeconfig=str(stable),
+            hint=f"export KUBECONFIG={stable}",
+        )
+        anyio.run(run_controller, ControllerSettings(kubeconfig=stable))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The two entry points a newcomer uses: `runs-controller run` and `runs-controller dev`."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from runs_controller.testing import ControlPlane, free_port
+from runs_controller.testing.binaries import find_binary, read_pinned_versions
+
+
+def _read_events_until(
+    process: subprocess.Popen[bytes], event: str, within: float
+) -> list[dict[str, Any]]:
+    """Collect JSON log lines from stderr until one has `event`, or fail after `within` s."""
+    assert process.stderr is not None
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + within
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=deadline - time.monotonic()):
+                break
+            line = process.stderr.readline()
+            if not line:
+                break
+            events.append(json.loads(line))
+            if events[-1].get("event") == event:
+                return events
+    raise AssertionError(f"no {event!r} log event within {within}s; saw {events}")
+
+
+def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> int:
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_run_connects_logs_json_and_exits_cleanly_on_sigterm(kubeconfig: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "runs_controller", "run", "--kubeconfig", str(kubeconfig)],
+        stderr=subprocess.PIPE,
+    ) as process:
+        try:
+            events = _read_events_until(process, "connected", within=60)
+        finally:
+            code = _stop(process, signal.SIGTERM)
+    connected = events[-1]
+    assert connected["server_version"] == read_pinned_versions().kubernetes
+    assert connected["level"] == "info"
+    assert "timestamp" in connected
+    assert code == 0
+
+
+def test_dev_starts_a_control_plane_and_tears_it_down(
+    tmp_path: Path, control_plane: ControlPlane
+) -> None:
+    env = {
+        **os.environ,
+        "RUNS_CONTROLLER_CACHE": str(tmp_path / "cache"),
+        "RUNS_CONTROLLER_BIN_DIR": str(find_binary("kube-apiserver").parent),
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "runs_controller", "dev", "--no-build"],
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as process:
+        try:
+            events = _read_events_until(process, "connected", within=120)
+        finally:
+            code = _stop(process, signal.SIGINT)
+    ready = next(e for e in events if e["event"] == "control_plane_ready")
+    assert ready["kubeconfig"] == str(tmp_path / "cache" / "dev" / "kubeconfig")
+    assert ready["server"] != control_plane.server  # its own control plane, not the session's
+    assert code == 0
+    port = int(ready["server"].rsplit(":", 1)[1])
+    # The dev stack's apiserver is gone: its port accepts no connection any more.
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_run_fails_clearly_with_a_missing_kubeconfig(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "runs_controller", "run", "--kubeconfig", str(tmp_path / "nope")],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    failure = json.loads(result.stderr.splitlines()[-1])
+    assert failure["event"] == "startup_failed"
+    assert failure["level"] == "error"
+    assert failure["error"] == f"kubeconfig {tmp_path / 'nope'} does not exist or is not a file"
+
+
+def test_run_fails_clearly_when_the_server_is_unreachable(
+    tmp_path: Path, control_plane: ControlPlane
+) -> None:
+    unreachable = tmp_path / "unreachable.kubeconfig"
+    port = free_port()  # nothing listens there
+    text = control_plane.kubeconfig_path.read_text().replace(
+        control_plane.server, f"https://127.0.0.1:{port}"
+    )
+    unreachable.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "runs_controller", "run", "--kubeconfig", str(unreachable)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    failure = json.loads(result.stderr.splitlines()[-1])
+    assert failure["event"] == "startup_failed"
+    assert failure["error"].startswith(f"cannot reach the API server at https://127.0.0.1:{port}")
