@@ -61,11 +61,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail instead of building missing control-plane binaries",
     )
     _add_logging_flags(dev)
+
+    manifests = commands.add_parser(
+        "manifests", help="write the CRDs generated from runs_controller/api to a directory"
+    )
+    manifests.add_argument("--output", type=Path, default=Path("manifests/crds"))
+    manifests.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the files in --output differ from what would be generated",
+    )
+    manifests.add_argument(
+        "--refresh-core-schemas",
+        action="store_true",
+        help="first re-read the embedded Kubernetes core schemas from a local kube-apiserver of "
+        "the pinned version (started for the purpose)",
+    )
+
+    crd_diff = commands.add_parser(
+        "crd-diff",
+        help="compare two directories of CRDs kind by kind (ours first, then the reference)",
+    )
+    crd_diff.add_argument("ours", type=Path)
+    crd_diff.add_argument("theirs", type=Path)
+    crd_diff.add_argument(
+        "--allow", type=Path, help="YAML allow-list of intentional differences, with reasons"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "manifests":
+        if args.refresh_core_schemas:
+            _refresh_core_schemas()
+        return _manifests(args.output, check=args.check)
+    if args.command == "crd-diff":
+        return _crd_diff(args.ours, args.theirs, args.allow)
     configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "run":
@@ -75,6 +107,54 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as error:
         log.error("startup_failed", error=str(error))
         return 1
+
+
+def _manifests(output: Path, *, check: bool) -> int:
+    from runs_controller.api.crdgen.generate import render_all, write_all
+    from runs_controller.api.kinds import ALL_KINDS
+
+    if not check:
+        for path in write_all(ALL_KINDS, output):
+            sys.stdout.write(f"wrote {path}\n")
+        return 0
+    stale = [
+        name
+        for name, text in render_all(ALL_KINDS).items()
+        if not (output / name).is_file() or (output / name).read_text() != text
+    ]
+    for name in stale:
+        sys.stdout.write(f"stale: {output / name}\n")
+    if stale:
+        sys.stdout.write("regenerate with: runs-controller manifests\n")
+    return 1 if stale else 0
+
+
+def _refresh_core_schemas() -> None:
+    from runs_controller.api.crdgen.k8s_openapi import refresh_snapshot
+    from runs_controller.testing import ControlPlane
+
+    with ControlPlane() as plane:
+        path = refresh_snapshot(plane.admin)
+    sys.stdout.write(f"wrote {path}\n")
+
+
+def _crd_diff(ours: Path, theirs: Path, allow: Path | None) -> int:
+    from runs_controller.api.crdgen.diff import diff_directories, load_allow_list, partition
+
+    differences = diff_directories(ours, theirs)
+    entries = load_allow_list(allow) if allow is not None else []
+    unexplained, explained, stale = partition(differences, entries)
+    for difference in unexplained:
+        sys.stdout.write(f"{difference}\n")
+    for entry in stale:
+        sys.stdout.write(
+            f"stale allow-list entry (matches nothing): {entry.kind} {entry.path} {entry.aspect}\n"
+        )
+    sys.stdout.write(
+        f"{len(unexplained)} unexplained differences, {len(explained)} allowed, "
+        f"{len(stale)} stale allow-list entries\n"
+    )
+    return 1 if unexplained or stale else 0
 
 
 def _dev(*, build: bool) -> int:

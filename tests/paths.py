@@ -22,3 +22,8 @@ def shared_dir() -> Path:
 def reference_crd(name: str) -> Path:
     """One of the reference operator's CRD files, e.g. 'runs.bubustack.io_storyruns.yaml'."""
     return shared_dir() / "reference" / "bobrapet-crds" / name
+
+
+MANIFESTS = REPO_ROOT / "manifests"
+CRD_DIR = MANIFESTS / "crds"
+SAMPLES_DIR = MANIFESTS / "samples"

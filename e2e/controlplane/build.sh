@@ -3,7 +3,7 @@
 # the checkout. Binaries whose stamp matches (version, recipe, go.mod/go.sum, Go version) are kept,
 # so a second run is a no-op.
 #
-#   e2e/controlplane/build.sh                 # the default set: kube-apiserver etcd
+#   e2e/controlplane/build.sh                 # the default set: kube-apiserver etcd kubectl
 #   e2e/controlplane/build.sh kubectl         # any of: kube-apiserver kube-controller-manager
 #                                             #   kube-scheduler kubectl etcd
 #   e2e/controlplane/build.sh --print-dir     # print the directory the binaries land in
@@ -27,7 +27,7 @@ export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(kube-apiserver etcd)
+  targets=(kube-apiserver etcd kubectl)
 fi
 
 mkdir -p "$bin_dir"

@@ -48,6 +48,19 @@ class ObjectMeta(Struct):
     managed_fields: list[dict[str, Any]] | None = None
 
 
+class Resource(Struct, kw_only=True):
+    """A top-level object: apiVersion, kind and metadata.
+
+    Subclasses add `spec`/`status` and pass `kw_only=True` (msgspec does not inherit it), so a
+    required `spec` may follow these optional fields. None of them is defaulted: an object built
+    in Python gets apiVersion/kind from its ResourceInfo when it is written.
+    """
+
+    api_version: str | None = None
+    kind: str | None = None
+    metadata: ObjectMeta | None = None
+
+
 class ListMeta(Struct):
     resource_version: str | None = None
     continue_: str | None = msgspec.field(default=None, name="continue")

@@ -54,7 +54,7 @@ class Rule:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)  # eq=False: hash by identity (dict values)
 class F:
     """CRD schema markers for one field (or, as `__schema__`, for a whole Struct)."""
 

@@ -5,15 +5,16 @@ formats, enums, bounds, patterns, defaults, required-ness, nullability, list/map
 preserve-unknown, int-or-string, CEL rules, names, scope, printer columns, selectable fields,
 subresources. Descriptions are not (they are documentation).
 
-An allow-list (YAML: a list of {kind, path, aspect, reason}) names intentional differences;
-`path` and `aspect` may use shell wildcards. Entries that match nothing are reported as stale, so
+An allow-list (YAML: a list of {kind, path, aspect, ours, reason}) names intentional
+differences; `path`, `aspect` and `ours` (our side's value, e.g. a CEL rule's JSON) may use shell
+wildcards (`*`). Entries that match nothing are reported as stale, so
 the list cannot rot.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ _SCALAR_KEYS = (
     "x-kubernetes-list-map-keys",
     "x-kubernetes-map-type",
     "anyOf",
+    "allOf",
+    "oneOf",
+    "not",
 )
 
 
@@ -65,13 +69,21 @@ class AllowEntry:
     path: str
     aspect: str
     reason: str
+    ours: str = "*"
 
     def matches(self, difference: Difference) -> bool:
         return (
-            fnmatch.fnmatchcase(difference.kind, self.kind)
-            and fnmatch.fnmatchcase(difference.path, self.path)
-            and fnmatch.fnmatchcase(difference.aspect, self.aspect)
+            _glob(self.kind, difference.kind)
+            and _glob(self.path, difference.path)
+            and _glob(self.aspect, difference.aspect)
+            and _glob(self.ours, difference.ours)
         )
+
+
+def _glob(pattern: str, text: str) -> bool:
+    """`*` matches anything; every other character is literal (paths contain `[*]`)."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, text, flags=re.DOTALL) is not None
 
 
 def _show(value: Any) -> str:
@@ -202,8 +214,15 @@ def load_allow_list(path: Path) -> list[AllowEntry]:
     for entry in entries:
         if not entry.get("reason"):
             raise ValueError(f"{path}: every entry needs a reason: {entry}")
-        path_glob, aspect_glob = entry.get("path", "*"), entry.get("aspect", "*")
-        allowed.append(AllowEntry(entry["kind"], path_glob, aspect_glob, entry["reason"]))
+        allowed.append(
+            AllowEntry(
+                kind=entry["kind"],
+                path=entry.get("path", "*"),
+                aspect=entry.get("aspect", "*"),
+                reason=entry["reason"],
+                ours=entry.get("ours", "*"),
+            )
+        )
     return allowed
 
 

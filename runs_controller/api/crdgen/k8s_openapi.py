@@ -158,7 +158,13 @@ def structural_schema(name: str) -> dict[str, Any]:
     return _convert({"$ref": _REF_PREFIX + name})
 
 
-def _convert(node: dict[str, Any]) -> dict[str, Any]:
+def _is_zero_default(value: Any) -> bool:
+    return not isinstance(value, bool) and value in ("", 0)
+
+
+def _convert(node: dict[str, Any], implicit: bool = False) -> dict[str, Any]:
+    """`implicit`: the node is a list item, a map value or a required property, whose Go
+    zero value openapi-gen writes as `default` although no `+default` marker asks for it."""
     node = dict(node)
     if "$ref" in node or (
         "allOf" in node and len(node["allOf"]) == 1 and "$ref" in node["allOf"][0]
@@ -177,10 +183,14 @@ def _convert(node: dict[str, Any]) -> dict[str, Any]:
     for key, value in node.items():
         if key not in _ALLOWED_KEYS:
             continue
+        if key == "default" and implicit and _is_zero_default(value):
+            # Not a `+default` marker (which controller-gen would honour), so not emitted.
+            continue
         if key == "properties":
-            out[key] = {prop: _convert(schema) for prop, schema in value.items()}
+            required = set(node.get("required", []))
+            out[key] = {prop: _convert(schema, prop in required) for prop, schema in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
-            out[key] = _convert(value)
+            out[key] = _convert(value, implicit=True)
         elif key == "anyOf":
             out[key] = [_convert(option) for option in value]
         elif key == "description":

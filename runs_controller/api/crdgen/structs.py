@@ -179,7 +179,10 @@ def _base_schema(tp: Any, marker: F) -> JSONSchema:
 def struct_schema(cls: type[msgspec.Struct]) -> JSONSchema:
     """An object schema: one property per field, required fields listed, class markers applied."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    docs = attribute_docstrings(cls)
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__):  # inherited fields keep their docs; subclasses override
+        if isinstance(base, type) and issubclass(base, msgspec.Struct):
+            docs.update(attribute_docstrings(base))
     properties: dict[str, JSONSchema] = {}
     required: list[str] = []
     for info in msgspec.structs.fields(cls):

@@ -11,17 +11,110 @@ from runs_controller.api.conditions import (
     CONDITION_REASON_LIMIT,
     Conditions,
 )
-from runs_controller.api.meta import ObjectMeta
+from runs_controller.api.meta import Resource
 from runs_controller.api.refs import StepRunReference
 from runs_controller.api.runs import CATEGORIES, GROUP
-from runs_controller.api.schema import F, Int32, Int64, PrinterColumn, ResourceInfo, Struct
+from runs_controller.api.runs.common import OBSERVED_GENERATION_MONOTONIC
+from runs_controller.api.schema import F, Int32, Int64, PrinterColumn, ResourceInfo, Rule, Struct
 
 COMPLETION_STATUSES = ("completed", "released", "abandoned")
 PHASES = ("Reserved", "Completed", "Released", "Abandoned")
 
 
+def _same(field: str, default: str | None = None) -> str:
+    """CEL: an optional field of `self` equals the one of `oldSelf` (absent equals absent, or
+    equals `default` when one is given)."""
+    if default is None:
+        return (
+            f"has(self.{field}) == has(oldSelf.{field}) && "
+            f"(!has(self.{field}) || self.{field} == oldSelf.{field})"
+        )
+    return (
+        f"(has(self.{field}) ? self.{field} : {default}) == "
+        f"(has(oldSelf.{field}) ? oldSelf.{field} : {default})"
+    )
+
+
+# The rules below replace the reference's admission webhook (decisions.md, ruling 15).
+# completedAt is a metav1.Time (whole seconds on the wire) while acquireTime and renewTime are
+# MicroTimes: the SDK completes a claim with completedAt and renewTime taken from the same
+# instant, so completedAt is compared with them at whole-second precision (`int(timestamp)`).
+SPEC_RULES = (
+    Rule(
+        rule="has(self.completionStatus) == has(self.completedAt)",
+        message="spec.completionStatus and spec.completedAt must be set together",
+    ),
+    Rule(
+        rule="!has(self.renewTime) || has(self.acquireTime)",
+        message="spec.acquireTime is required when spec.renewTime is set",
+    ),
+    Rule(
+        rule=(
+            "!has(self.renewTime) || !has(self.acquireTime) || "
+            "timestamp(self.renewTime) >= timestamp(self.acquireTime)"
+        ),
+        message="spec.renewTime cannot be before spec.acquireTime",
+    ),
+    Rule(
+        rule=(
+            "!has(self.completedAt) || !has(self.acquireTime) || "
+            "int(timestamp(self.completedAt)) >= int(timestamp(self.acquireTime))"
+        ),
+        message="spec.completedAt cannot be before spec.acquireTime",
+    ),
+    Rule(
+        rule=(
+            "!has(self.completedAt) || !has(self.renewTime) || "
+            "int(timestamp(self.completedAt)) >= int(timestamp(self.renewTime))"
+        ),
+        message="spec.completedAt cannot be before spec.renewTime",
+    ),
+    Rule(
+        rule=(
+            "self.stepRunRef == oldSelf.stepRunRef && self.effectKey == oldSelf.effectKey && "
+            + _same("idempotencyKey", "''")
+        ),
+        message=(
+            "spec identity fields (stepRunRef, effectKey, idempotencyKey) are immutable for "
+            "EffectClaim; create a new EffectClaim for a different StepRun/effect identity"
+        ),
+    ),
+    Rule(
+        rule=(
+            "!has(oldSelf.completedAt) || (has(self.completedAt) && "
+            "timestamp(self.completedAt) >= timestamp(oldSelf.completedAt))"
+        ),
+        message="spec.completedAt cannot be cleared or moved backward",
+    ),
+    Rule(
+        rule=(
+            "!has(oldSelf.completionStatus) || oldSelf.completionStatus != 'completed' || ("
+            "has(self.completionStatus) && self.completionStatus == 'completed' && "
+            + " && ".join(
+                f"({_same(name)})"
+                for name in (
+                    "completedAt",
+                    "holderIdentity",
+                    "leaseDurationSeconds",
+                    "leaseTransitions",
+                    "acquireTime",
+                    "renewTime",
+                )
+            )
+            + ")"
+        ),
+        message=(
+            "a completed EffectClaim is final: completionStatus, completedAt, holder and lease "
+            "fields cannot change"
+        ),
+    ),
+)
+
+
 class EffectClaimSpec(Struct):
     """EffectClaimSpec defines the desired state of EffectClaim."""
+
+    __schema__ = F(rules=SPEC_RULES)
 
     step_run_ref: StepRunReference
     """StepRunRef identifies the StepRun that owns this effect claim."""
@@ -51,7 +144,9 @@ class EffectClaimSpec(Struct):
 class EffectClaimStatus(Struct):
     """EffectClaimStatus defines the observed state of EffectClaim."""
 
-    __schema__ = F(rules=(CONDITION_REASON_LIMIT, CONDITION_MESSAGE_LIMIT))
+    __schema__ = F(
+        rules=(CONDITION_REASON_LIMIT, CONDITION_MESSAGE_LIMIT, OBSERVED_GENERATION_MONOTONIC)
+    )
 
     observed_generation: Int64 | None = None
     """ObservedGeneration is the latest generation observed by the controller."""
@@ -61,14 +156,11 @@ class EffectClaimStatus(Struct):
     """Conditions provide canonical Kubernetes lifecycle status for the claim."""
 
 
-class EffectClaim(Struct):
+class EffectClaim(Resource, kw_only=True):
     """EffectClaim is the Schema for the effectclaims API."""
 
     spec: EffectClaimSpec
     """spec defines the desired state of EffectClaim"""
-    api_version: str | None = None
-    kind: str | None = None
-    metadata: ObjectMeta | None = None
     status: EffectClaimStatus | None = None
     """status defines the observed state of EffectClaim"""
 

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import msgspec
+import pytest
+
+from runs_controller.api.codec import MicroTime, convert, decode, encode, to_builtins
+from runs_controller.api.k8s import Event, Job, Lease, Pod
+from runs_controller.api.meta import Condition, ObjectMeta, Status, TypedList
+from runs_controller.api.runs.effectclaim import EffectClaim
+
+
+def _roundtrip(raw: dict[str, Any], target: type[Any]) -> dict[str, Any]:
+    decoded = decode(json.dumps(raw).encode(), target)
+    result: dict[str, Any] = json.loads(encode(decoded))
+    return result
+
+
+def test_microtime_keeps_six_fractional_digits_even_when_zero() -> None:
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "l", "namespace": "ns"},
+        "spec": {
+            "holderIdentity": "me",
+            "leaseDurationSeconds": 15,
+            "acquireTime": "2026-11-28T14:00:00.000000Z",
+            "renewTime": "2026-11-28T14:00:05.120300Z",
+            "leaseTransitions": 2,
+        },
+    }
+    assert _roundtrip(lease, Lease) == lease
+    decoded = decode(json.dumps(lease).encode(), Lease)
+    assert decoded.spec is not None and isinstance(decoded.spec.renew_time, MicroTime)
+    assert decoded.spec.renew_time.microsecond == 120300
+
+
+def test_microtime_from_a_non_utc_offset_is_written_in_utc() -> None:
+    offset = datetime.timezone(datetime.timedelta(hours=2))
+    value = MicroTime(2026, 1, 1, 2, 0, 0, 5, tzinfo=offset)
+    assert encode(value) == b'"2026-01-01T00:00:00.000005Z"'
+
+
+def test_time_round_trips_in_whole_seconds() -> None:
+    condition = {
+        "type": "Ready",
+        "status": "True",
+        "lastTransitionTime": "2026-11-28T14:00:00Z",
+        "reason": "Completed",
+        "message": "",
+        "observedGeneration": 3,
+    }
+    assert _roundtrip(condition, Condition) == condition
+
+
+def test_unknown_fields_are_tolerated_and_defaults_omitted() -> None:
+    meta = decode(b'{"name":"x","futureField":{"a":1},"labels":{"k":"v"}}', ObjectMeta)
+    assert meta.name == "x"
+    assert encode(meta) == b'{"name":"x","labels":{"k":"v"}}'
+
+
+def test_preserved_payloads_keep_every_unknown_field() -> None:
+    claim = {
+        "apiVersion": "runs.bubustack.io/v1alpha1",
+        "kind": "EffectClaim",
+        "metadata": {"name": "c", "namespace": "ns"},
+        "spec": {
+            "stepRunRef": {"name": "step", "uid": "u-1"},
+            "effectKey": "deliver",
+            "details": {"http": {"status": 200, "headers": {"x": ["a", "b"]}}, "ratio": 0.5},
+        },
+    }
+    assert _roundtrip(claim, EffectClaim) == claim
+
+
+def test_error_status_decodes_with_causes() -> None:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": "bad",
+        "reason": "Invalid",
+        "details": {
+            "name": "x",
+            "kind": "StoryRun",
+            "causes": [{"reason": "FieldValueRequired", "message": "Required", "field": "spec"}],
+        },
+        "code": 422,
+    }
+    status = decode(json.dumps(body).encode(), Status)
+    assert status.details is not None and status.details.causes is not None
+    assert status.details.causes[0].field == "spec"
+    assert json.loads(encode(status)) == body
+
+
+def test_typed_list_decodes_items() -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": {"resourceVersion": "42", "continue": "tok"},
+        "items": [{"metadata": {"name": "p"}, "status": {"phase": "Running"}}],
+    }
+    pods = decode(json.dumps(body).encode(), TypedList[Pod])
+    assert pods.metadata.continue_ == "tok"
+    assert pods.items[0].status is not None and pods.items[0].status.phase == "Running"
+
+
+def test_job_round_trip_keeps_pass_through_pod_fields() -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "ns", "labels": {"a": "b"}},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 3600,
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "engram",
+                            "image": "example/engram:1",
+                            "env": [{"name": "A", "value": "1"}],
+                            "resources": {"limits": {"cpu": "1"}},
+                            "livenessProbe": {"httpGet": {"path": "/", "port": 8080}},
+                        }
+                    ],
+                    "tolerations": [{"key": "k", "operator": "Exists"}],
+                    "affinity": {"nodeAffinity": {"x": {"y": 1}}},
+                },
+            },
+        },
+        "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
+    }
+    assert _roundtrip(job, Job) == job
+
+
+def test_event_requires_event_time() -> None:
+    with pytest.raises(msgspec.ValidationError, match="eventTime"):
+        decode(b'{"metadata":{"name":"e"}}', Event)
+
+
+def test_convert_and_to_builtins_agree_with_encode() -> None:
+    raw = {
+        "type": "Ready",
+        "status": "False",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "reason": "Pending",
+        "message": "waiting",
+    }
+    condition = convert(raw, Condition)
+    assert to_builtins(condition) == raw == json.loads(encode(condition))
