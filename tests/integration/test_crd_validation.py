@@ -119,6 +119,8 @@ DELETE = object()
 def _unset_completion(obj: Obj) -> None:
     del obj["spec"]["completedAt"]
     del obj["spec"]["completionStatus"]
+
+
 BAD_NAME = "Not_A_DNS_Label"
 LONG = "a" * 300
 
