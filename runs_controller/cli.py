@@ -13,8 +13,14 @@ import anyio
 import structlog
 
 from runs_controller import __version__
-from runs_controller.app import ControllerSettings, StartupError, run_controller
+from runs_controller.app import (
+    DEFAULT_LEADER_ELECTION_ID,
+    ControllerSettings,
+    StartupError,
+    run_controller,
+)
 from runs_controller.observability.logging import configure_logging
+from runs_controller.runtime.leaderelection import LeadershipLost
 
 log = structlog.get_logger("runs_controller")
 
@@ -33,6 +39,97 @@ def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"RUNS_CONTROLLER_{name}", default)
+
+
+def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
+    """Every flag has an environment variable RUNS_CONTROLLER_<NAME> (shown in --help)."""
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=os.environ.get("KUBECONFIG") or None,
+        help="kubeconfig file (env KUBECONFIG); omitted: in-cluster credentials",
+    )
+    parser.add_argument("--context", default=_env("CONTEXT", "") or None, help="kubeconfig context")
+    parser.add_argument(
+        "--namespaces",
+        default=_env("NAMESPACES", ""),
+        help="comma-separated namespaces to watch; empty (default) = all (env NAMESPACES)",
+    )
+    parser.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=_env("LEADER_ELECT", "true").lower() not in ("false", "0", "no"),
+        help="compete for a Lease; only the leader reconciles (default on; env LEADER_ELECT)",
+    )
+    parser.add_argument(
+        "--leader-election-id",
+        default=_env("LEADER_ELECTION_ID", DEFAULT_LEADER_ELECTION_ID),
+        help=f"Lease name (default {DEFAULT_LEADER_ELECTION_ID}; env LEADER_ELECTION_ID)",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        default=_env("LEADER_ELECTION_NAMESPACE", "") or os.environ.get("POD_NAMESPACE") or None,
+        help="Lease namespace (default: the pod's / kubeconfig's namespace, else `default`)",
+    )
+    parser.add_argument("--lease-duration", type=float, default=float(_env("LEASE_DURATION", "15")))
+    parser.add_argument("--renew-deadline", type=float, default=float(_env("RENEW_DEADLINE", "10")))
+    parser.add_argument("--retry-period", type=float, default=float(_env("RETRY_PERIOD", "2")))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "2")),
+        help="concurrent reconciles per controller (default 2; env WORKERS)",
+    )
+    parser.add_argument(
+        "--metrics-bind-address",
+        default=_env("METRICS_BIND_ADDRESS", ":8080"),
+        help="host:port for /metrics, or 0 to disable (default :8080)",
+    )
+    parser.add_argument(
+        "--health-probe-bind-address",
+        default=_env("HEALTH_PROBE_BIND_ADDRESS", ":8081"),
+        help="host:port for /healthz and /readyz, or 0 to disable (default :8081)",
+    )
+    parser.add_argument(
+        "--graceful-shutdown-timeout",
+        type=float,
+        default=float(_env("GRACEFUL_SHUTDOWN_TIMEOUT", "30")),
+        help="seconds in-flight reconciles get after SIGTERM (default 30)",
+    )
+    parser.add_argument(
+        "--qps",
+        type=float,
+        default=float(_env("QPS", "0")) or None,
+        help="client-side request rate limit; 0 (default) = off",
+    )
+    parser.add_argument("--burst", type=int, default=int(_env("BURST", "10")))
+
+
+def _settings(args: argparse.Namespace, kubeconfig: Path | None = None) -> ControllerSettings:
+    def address(value: str) -> str | None:
+        return None if value in ("", "0") else value
+
+    return ControllerSettings(
+        kubeconfig=kubeconfig or args.kubeconfig,
+        context=args.context,
+        namespaces=tuple(n.strip() for n in args.namespaces.split(",") if n.strip()),
+        leader_elect=args.leader_elect,
+        leader_election_id=args.leader_election_id,
+        leader_election_namespace=args.leader_election_namespace,
+        lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
+        workers=args.workers,
+        metrics_address=address(args.metrics_bind_address),
+        health_address=address(args.health_probe_bind_address),
+        graceful_shutdown_timeout=args.graceful_shutdown_timeout,
+        qps=args.qps,
+        burst=args.burst,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runs-controller",
@@ -42,12 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the controller against a cluster")
-    run.add_argument(
-        "--kubeconfig",
-        type=Path,
-        default=os.environ.get("KUBECONFIG") or None,
-        help="kubeconfig file (env KUBECONFIG); omitted: in-cluster credentials",
-    )
+    _add_controller_flags(run)
     _add_logging_flags(run)
 
     dev = commands.add_parser(
@@ -60,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail instead of building missing control-plane binaries",
     )
+    _add_controller_flags(dev)
     _add_logging_flags(dev)
 
     manifests = commands.add_parser(
@@ -101,12 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "run":
-            anyio.run(run_controller, ControllerSettings(kubeconfig=args.kubeconfig))
-            return 0
-        return _dev(build=not args.no_build)
+            return _run(_settings(args))
+        return _dev(args, build=not args.no_build)
     except StartupError as error:
         log.error("startup_failed", error=str(error))
         return 1
+
+
+def _run(settings: ControllerSettings) -> int:
+    """Exit 0 after a graceful stop, 1 when the Lease was lost (the pod restarts, as with
+    controller-runtime: another replica may already be leading)."""
+    try:
+        anyio.run(run_controller, settings)
+    except* LeadershipLost as lost:
+        log.error("leadership_lost_exiting", error=str(lost.exceptions[0]))
+        return_code = 1
+    else:
+        return_code = 0
+    return return_code
 
 
 def _manifests(output: Path, *, check: bool) -> int:
@@ -157,7 +262,7 @@ def _crd_diff(ours: Path, theirs: Path, allow: Path | None) -> int:
     return 1 if unexplained or stale else 0
 
 
-def _dev(*, build: bool) -> int:
+def _dev(args: argparse.Namespace, *, build: bool) -> int:
     # Imported here: the control plane harness (and its cryptography dependency) is a
     # development tool, not part of the controller image.
     from runs_controller.testing import BinariesNotFoundError, ControlPlane, find_binaries
@@ -172,7 +277,12 @@ def _dev(*, build: bool) -> int:
         log.info("building_control_plane", script=str(BUILD_SCRIPT), note="first run: 10-30 min")
         subprocess.run(["bash", str(BUILD_SCRIPT)], check=True)  # noqa: S603, S607
 
+    from runs_controller.testing import install_crds
+
     with ControlPlane() as plane:
+        crd_dir = Path(__file__).resolve().parents[1] / "manifests" / "crds"
+        if crd_dir.is_dir():
+            install_crds(plane.admin, [crd_dir], timeout=120)
         stable = cache_root() / "dev" / "kubeconfig"
         stable.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(plane.kubeconfig_path, stable)
@@ -183,8 +293,7 @@ def _dev(*, build: bool) -> int:
             kubeconfig=str(stable),
             hint=f"export KUBECONFIG={stable}",
         )
-        anyio.run(run_controller, ControllerSettings(kubeconfig=stable))
-    return 0
+        return _run(_settings(args, kubeconfig=stable))
 
 
 if __name__ == "__main__":

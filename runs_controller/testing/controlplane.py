@@ -9,6 +9,7 @@ are refused until a Role grants them something, exactly as in a real cluster.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import shutil
 import socket
@@ -29,6 +30,7 @@ from runs_controller.testing.wait import WaitTimeoutError, poll_until
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -216,6 +218,23 @@ class ControlPlane:
             ),
         )
 
+    def admin_kubeconfig_via(self, port: int) -> Path:
+        """An admin kubeconfig that reaches the apiserver through another loopback port (a
+        `TcpProxy`); the serving certificate is valid for 127.0.0.1 on any port."""
+        path = self._users_dir() / f"admin-via-{port}.kubeconfig"
+        text = self.kubeconfig_path.read_text().replace(self.server, f"https://{LOOPBACK}:{port}")
+        return write_kubeconfig_text(path, text)
+
+    def compact_etcd(self) -> int:
+        """Compact etcd up to its current revision and return it: every older resourceVersion
+        is gone, so a watch from one gets 410 (when the apiserver's watch cache does not serve
+        it; start the plane with `--watch-cache=false` for that)."""
+        base = f"http://{LOOPBACK}:{self.etcd_client_port}/v3/kv"
+        header = _etcd_post(f"{base}/range", {"key": "AA==", "limit": 1})["header"]
+        revision = int(header["revision"])
+        _etcd_post(f"{base}/compaction", {"revision": revision, "physical": True})
+        return revision
+
     def token_client(self, token: str) -> HarnessClient:
         return HarnessClient(self.server, self._pki.ca_file, Credentials(token=token))
 
@@ -358,6 +377,23 @@ class ControlPlane:
         with contextlib.suppress(OSError):
             return self.admin.request("GET", "/api/v1/namespaces/default", timeout=5).ok
         return False
+
+
+def _etcd_post(url: str, body: dict[str, object]) -> dict[str, Any]:
+    """One call to etcd's JSON gateway (plain HTTP on loopback)."""
+    request = urllib.request.Request(  # noqa: S310 - loopback http to our own etcd
+        url, data=json.dumps(body).encode(), method="POST"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as reply:
+        result: dict[str, Any] = json.loads(reply.read())
+        return result
+
+
+def write_kubeconfig_text(path: Path, text: str) -> Path:
+    path.touch(mode=0o600)
+    path.write_text(text)
+    return path
 
 
 def _safe(name: str) -> str:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,21 @@ def _read_events_until(
     raise AssertionError(f"no {event!r} log event within {within}s; saw {events}")
 
 
+LOCAL_PORTS = [
+    "--metrics-bind-address",
+    "127.0.0.1:0",
+    "--health-probe-bind-address",
+    "127.0.0.1:0",
+]
+
+
+def _get(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=10) as reply:
+        body: bytes = reply.read()
+        return body.decode()
+
+
 def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> int:
     process.send_signal(sig)
     try:
@@ -49,14 +65,28 @@ def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> int:
 
 def test_run_connects_logs_json_and_exits_cleanly_on_sigterm(kubeconfig: Path) -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "runs_controller", "run", "--kubeconfig", str(kubeconfig)],
+        [
+            sys.executable,
+            "-m",
+            "runs_controller",
+            "run",
+            "--kubeconfig",
+            str(kubeconfig),
+            *LOCAL_PORTS,
+        ],
         stderr=subprocess.PIPE,
     ) as process:
         try:
-            events = _read_events_until(process, "connected", within=60)
+            events = _read_events_until(process, "http_serving", within=60)
+            serving = events[-1]
+            health = _get(f"http://127.0.0.1:{serving['health_port']}/healthz")
+            metrics = _get(f"http://127.0.0.1:{serving['metrics_port']}/metrics")
         finally:
             code = _stop(process, signal.SIGTERM)
-    connected = events[-1]
+    assert health == "ok"
+    assert "leader_election_master_status" in metrics
+    assert "workqueue_adds_total" in metrics
+    connected = next(e for e in events if e["event"] == "connected")
     assert connected["server_version"] == read_pinned_versions().kubernetes
     assert connected["level"] == "info"
     assert "timestamp" in connected
@@ -72,12 +102,12 @@ def test_dev_starts_a_control_plane_and_tears_it_down(
         "RUNS_CONTROLLER_BIN_DIR": str(find_binary("kube-apiserver").parent),
     }
     with subprocess.Popen(
-        [sys.executable, "-m", "runs_controller", "dev", "--no-build"],
+        [sys.executable, "-m", "runs_controller", "dev", "--no-build", *LOCAL_PORTS],
         stderr=subprocess.PIPE,
         env=env,
     ) as process:
         try:
-            events = _read_events_until(process, "connected", within=120)
+            events = _read_events_until(process, "http_serving", within=120)
         finally:
             code = _stop(process, signal.SIGINT)
     ready = next(e for e in events if e["event"] == "control_plane_ready")

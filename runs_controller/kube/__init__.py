@@ -1,0 +1,1 @@
+"""The Kubernetes API client: one aiohttp session, msgspec all the way, typed errors."""

@@ -1,0 +1,1 @@
+"""Controller runtime: workqueue, rate limiters and the machinery that feeds reconcilers."""

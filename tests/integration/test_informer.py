@@ -1,0 +1,258 @@
+"""The informer against the real apiserver: every change seen, in order, across disconnects,
+half-open connections and compaction (410 Gone)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from runs_controller.api.meta import Resource
+from runs_controller.kube.client import ClientOptions, KubeClient
+from runs_controller.kube.config import load_kubeconfig
+from runs_controller.kube.resources import CONFIG_MAPS
+from runs_controller.runtime.backoff import Backoff
+from runs_controller.runtime.informer import Event, Informer, InformerOptions
+from runs_controller.runtime.store import index_by_label
+from runs_controller.testing import ControlPlane, ControlPlaneConfig, HarnessClient
+from runs_controller.testing.proxy import TcpProxy
+from runs_controller.testing.pytest_plugin import start_control_plane_or_fail
+from runs_controller.testing.wait import poll_until_async
+
+
+class ConfigMap(Resource, kw_only=True):
+    data: dict[str, str] | None = None
+
+
+def _configmap(name: str, value: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if labels:
+        metadata["labels"] = labels
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"v": value}}
+
+
+@asynccontextmanager
+async def _client(kubeconfig: Path, **options: Any) -> AsyncIterator[KubeClient]:
+    async with KubeClient(await load_kubeconfig(kubeconfig), ClientOptions(**options)) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _running(informer: Informer[Any]) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as group:
+        group.start_soon(informer.run)
+        with anyio.fail_after(60):
+            await informer.wait_for_sync()
+        yield
+        group.cancel_scope.cancel()
+
+
+def _fresh_list(admin: HarnessClient, namespace: str) -> dict[str, tuple[str, dict[str, str]]]:
+    items = admin.get(f"/api/v1/namespaces/{namespace}/configmaps")["items"]
+    return {
+        f"{namespace}/{item['metadata']['name']}": (
+            item["metadata"]["resourceVersion"],
+            item.get("data") or {},
+        )
+        for item in items
+        if item["metadata"]["name"] != "kube-root-ca.crt"
+    }
+
+
+def _cached(informer: Informer[ConfigMap]) -> dict[str, tuple[str, dict[str, str]]]:
+    out = {}
+    for key in informer.store:
+        obj = informer.store.get(key)
+        assert obj is not None and obj.metadata is not None
+        out[key] = (obj.metadata.resource_version or "", obj.data or {})
+    return out
+
+
+async def _await_cache_equals_list(
+    informer: Informer[ConfigMap], admin: HarnessClient, namespace: str
+) -> None:
+    async def equal() -> bool | None:
+        return True if _cached(informer) == _fresh_list(admin, namespace) else None
+
+    await poll_until_async(equal, within=60, what="informer cache to equal a fresh LIST")
+
+
+async def test_two_hundred_objects_are_observed_in_order(
+    kubeconfig: Path, admin_client: HarnessClient, namespace: str
+) -> None:
+    seen: dict[str, list[str]] = defaultdict(list)
+    async with _client(kubeconfig) as client:
+        informer = Informer(client, CONFIG_MAPS, ConfigMap, options=InformerOptions(namespace))
+
+        def record(event: Event[ConfigMap]) -> None:
+            meta = event.obj.metadata
+            assert meta is not None and meta.name is not None
+            if meta.name.startswith("cm-"):
+                seen[meta.name].append(event.type)
+
+        informer.add_handler(record)
+        async with _running(informer):
+            path = f"/api/v1/namespaces/{namespace}/configmaps"
+            names = [f"cm-{i:03d}" for i in range(200)]
+            for name in names:
+                await anyio.to_thread.run_sync(admin_client.create, path, _configmap(name, "1"))
+            for name in names:
+                current = await anyio.to_thread.run_sync(admin_client.get, f"{path}/{name}")
+                current["data"] = {"v": "2"}
+                await anyio.to_thread.run_sync(admin_client.replace, f"{path}/{name}", current)
+            for name in names:
+                await anyio.to_thread.run_sync(admin_client.delete, f"{path}/{name}")
+
+            async def all_deleted() -> bool | None:
+                return True if all(seen[n][-1:] == ["deleted"] for n in names) else None
+
+            await poll_until_async(all_deleted, within=60, what="200 deletes to be observed")
+    assert dict(seen.items()) == {name: ["added", "updated", "deleted"] for name in names}
+    assert informer.lists == 1
+
+
+async def test_indexes_and_late_handlers(
+    kubeconfig: Path, admin_client: HarnessClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    admin_client.create(path, _configmap("a", "1", {"team": "x"}))
+    admin_client.create(path, _configmap("b", "1", {"team": "y"}))
+    async with _client(kubeconfig) as client:
+        informer = Informer(
+            client,
+            CONFIG_MAPS,
+            ConfigMap,
+            indexers={"team": index_by_label("team")},
+            options=InformerOptions(namespace),
+        )
+        async with _running(informer):
+            assert sorted(informer.store.keys()) == [f"{namespace}/a", f"{namespace}/b"]
+            team_x = informer.store.by_index("team", "x")
+            assert [o.metadata.name for o in team_x if o.metadata] == ["a"]
+            late: list[Event[ConfigMap]] = []
+            informer.add_handler(late.append)
+            assert sorted(e.obj.metadata.name or "" for e in late if e.obj.metadata) == ["a", "b"]
+            assert all(e.initial and e.type == "added" for e in late)
+            # managedFields are not kept in the cache.
+            cached = informer.store.get(f"{namespace}/a")
+            assert cached is not None and cached.metadata is not None
+            assert cached.metadata.managed_fields is None
+
+
+async def test_cache_converges_after_connections_are_cut(
+    control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
+) -> None:
+    async with TcpProxy(control_plane.apiserver_port) as proxy:
+        via_proxy = control_plane.admin_kubeconfig_via(proxy.port)
+        async with _client(via_proxy) as client:
+            informer = Informer(
+                client,
+                CONFIG_MAPS,
+                ConfigMap,
+                options=InformerOptions(namespace, backoff=Backoff(initial=0.05, cap=0.2)),
+            )
+            async with _running(informer):
+                path = f"/api/v1/namespaces/{namespace}/configmaps"
+
+                def write_round(round_: int) -> None:
+                    for i in range(10):
+                        name = f"r{round_}-{i}"
+                        admin_client.create(path, _configmap(name, str(round_)))
+                        if i % 3 == 0:
+                            admin_client.delete(f"{path}/{name}")
+
+                for round_ in range(5):
+                    accepted = proxy.connections_accepted
+                    proxy.cut()
+                    # Writes land while the informer is disconnected or reconnecting.
+                    await anyio.to_thread.run_sync(write_round, round_)
+
+                    async def reconnected(accepted: int = accepted) -> bool | None:
+                        return True if proxy.connections_accepted > accepted else None
+
+                    await poll_until_async(reconnected, within=30, what="the watch to resume")
+                await _await_cache_equals_list(informer, admin_client, namespace)
+                assert proxy.connections_accepted >= 6  # it really reconnected after each cut
+                assert informer.lists == 1  # resumed from its resourceVersion, no relist
+
+
+async def test_half_open_watch_is_detected_by_the_idle_timeout(
+    control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
+) -> None:
+    async with TcpProxy(control_plane.apiserver_port) as proxy:
+        via_proxy = control_plane.admin_kubeconfig_via(proxy.port)
+        async with _client(via_proxy) as client:
+            options = InformerOptions(
+                namespace, idle_timeout=1.0, backoff=Backoff(initial=0.05, cap=0.2)
+            )
+            informer = Informer(client, CONFIG_MAPS, ConfigMap, options=options)
+            async with _running(informer):
+                before = proxy.connections_accepted
+                proxy.stall()
+
+                async def reconnected() -> bool | None:
+                    return True if proxy.connections_accepted > before else None
+
+                await poll_until_async(reconnected, within=30, what="a reconnect after idling")
+                proxy.unstall()
+                admin_client.create(
+                    f"/api/v1/namespaces/{namespace}/configmaps", _configmap("late", "1")
+                )
+                await _await_cache_equals_list(informer, admin_client, namespace)
+
+
+@pytest.fixture
+def uncached_plane() -> Iterator[ControlPlane]:
+    """A private control plane whose watches go straight to etcd (no watch cache), so that
+    compacting etcd really expires a watch's resourceVersion."""
+    plane = start_control_plane_or_fail(
+        ControlPlaneConfig(extra_apiserver_args=["--watch-cache=false"])
+    )
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+async def test_compaction_forces_a_relist_that_includes_deletes(
+    uncached_plane: ControlPlane,
+) -> None:
+    plane = uncached_plane
+    admin = plane.admin
+    namespace = plane.create_namespace("gone")
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for name in ("keep", "change", "remove"):
+        admin.create(path, _configmap(name, "1"))
+    deleted: list[str] = []
+    proxy = TcpProxy(plane.apiserver_port)
+    async with proxy, _client(plane.admin_kubeconfig_via(proxy.port)) as client:
+        informer = Informer(
+            client,
+            CONFIG_MAPS,
+            ConfigMap,
+            options=InformerOptions(namespace, backoff=Backoff(initial=0.05, cap=0.2)),
+        )
+        informer.add_handler(
+            lambda e: (
+                deleted.append(e.obj.metadata.name or "")
+                if e.type == "deleted" and e.obj.metadata
+                else None
+            )
+        )
+        async with _running(informer):
+            proxy.block()
+            current = admin.get(f"{path}/change")
+            current["data"] = {"v": "2"}
+            admin.replace(f"{path}/change", current)
+            admin.delete(f"{path}/remove")
+            admin.create(path, _configmap("new", "1"))
+            plane.compact_etcd()
+            proxy.unblock()
+            await _await_cache_equals_list(informer, admin, namespace)
+            assert informer.lists >= 2  # the 410 made it relist
+            assert "remove" in deleted

@@ -1,0 +1,222 @@
+"""Leader election and shutdown across real processes (tests/integration/manager_app.py)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from runs_controller.testing import ControlPlane, HarnessClient
+from runs_controller.testing.proxy import TcpProxy
+from runs_controller.testing.wait import poll_until_async
+from tests.paths import REPO_ROOT
+
+LEASE_DURATION = 4.0
+RENEW_DEADLINE = 3.0
+RETRY_PERIOD = 0.5
+
+
+@dataclass
+class App:
+    identity: str
+    process: subprocess.Popen[bytes]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e.get("event") == event]
+
+    def has(self, event: str) -> bool:
+        return bool(self.logged(event))
+
+
+def _reader(app: App) -> None:
+    assert app.process.stderr is not None
+    for line in app.process.stderr:
+        try:
+            app.events.append(json.loads(line))
+        except ValueError:
+            app.events.append({"event": "raw", "line": line.decode(errors="replace")})
+
+
+@contextmanager
+def _apps(*specs: tuple[str, Path, dict[str, str]]) -> Iterator[list[App]]:
+    apps: list[App] = []
+    try:
+        for identity, kubeconfig, extra in specs:
+            argv = [
+                sys.executable,
+                "-m",
+                "tests.integration.manager_app",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--identity",
+                identity,
+                "--lease-duration",
+                str(LEASE_DURATION),
+                "--renew-deadline",
+                str(RENEW_DEADLINE),
+                "--retry-period",
+                str(RETRY_PERIOD),
+            ]
+            for key, value in extra.items():
+                argv += [f"--{key}", value]
+            process = subprocess.Popen(argv, cwd=REPO_ROOT, stderr=subprocess.PIPE)
+            app = App(identity, process)
+            threading.Thread(target=_reader, args=(app,), daemon=True).start()
+            apps.append(app)
+        yield apps
+    finally:
+        for app in apps:
+            if app.process.poll() is None:
+                app.process.kill()
+            app.process.wait(timeout=30)
+            if app.process.stderr is not None:
+                app.process.stderr.close()
+
+
+def _holder(admin: HarnessClient, namespace: str) -> str | None:
+    response = admin.request(
+        "GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/manager-app"
+    )
+    if not response.ok:
+        return None
+    holder: str | None = response.body.get("spec", {}).get("holderIdentity")
+    return holder
+
+
+async def _until(what: str, within: float, check: Any) -> None:
+    async def probe() -> bool | None:
+        return True if check() else None
+
+    await poll_until_async(probe, within=within, what=what)
+
+
+async def _leader_of(apps: list[App], admin: HarnessClient, namespace: str) -> App:
+    for app in apps:  # a crashed app would otherwise only show up as a timeout
+        assert app.process.poll() is None, (app.identity, app.events)
+    await _until(
+        "one app to lead",
+        60,
+        lambda: any(a.has("controllers_starting") for a in apps),
+    )
+    leaders = [a for a in apps if a.has("controllers_starting")]
+    assert len(leaders) == 1, [a.identity for a in leaders]
+    assert _holder(admin, namespace) == leaders[0].identity
+    return leaders[0]
+
+
+def _create_configmap(admin: HarnessClient, namespace: str, name: str) -> None:
+    admin.create(
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}},
+    )
+
+
+def _ns_args(namespace: str) -> dict[str, str]:
+    return {"namespace": namespace}
+
+
+async def test_exactly_one_leads_and_a_killed_leader_is_replaced(
+    control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
+) -> None:
+    kubeconfig = control_plane.kubeconfig_path
+    with _apps(
+        ("a", kubeconfig, _ns_args(namespace)), ("b", kubeconfig, _ns_args(namespace))
+    ) as apps:
+        leader = await _leader_of(apps, admin_client, namespace)
+        standby = next(a for a in apps if a is not leader)
+        _create_configmap(admin_client, namespace, "work")
+        await _until("the leader to reconcile", 30, lambda: leader.has("reconcile_finished"))
+        await _until("the standby to compete", 30, lambda: standby.has("leader_election_acquiring"))
+        assert not standby.has("reconcile_started")
+        assert not standby.has("controllers_starting")
+
+        leader.process.kill()
+        await _until(
+            "the standby to take over after the lease expires",
+            LEASE_DURATION + RETRY_PERIOD * 1.2 + 5,
+            lambda: standby.has("controllers_starting"),
+        )
+        assert _holder(admin_client, namespace) == standby.identity
+
+
+async def test_sigterm_releases_the_lease_for_a_fast_takeover(
+    control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
+) -> None:
+    kubeconfig = control_plane.kubeconfig_path
+    with _apps(
+        ("a", kubeconfig, _ns_args(namespace)), ("b", kubeconfig, _ns_args(namespace))
+    ) as apps:
+        leader = await _leader_of(apps, admin_client, namespace)
+        standby = next(a for a in apps if a is not leader)
+        leader.process.send_signal(signal.SIGTERM)
+        await _until("the leader to exit", 30, lambda: leader.process.poll() is not None)
+        assert leader.process.returncode == 0
+        assert leader.has("leader_election_released")
+        # Far sooner than a lease expiry: within about two retry periods (plus scheduling slack).
+        await _until(
+            "the standby to take over",
+            2 * RETRY_PERIOD * 1.2 + 2,
+            lambda: standby.has("controllers_starting"),
+        )
+
+
+async def test_graceful_shutdown_finishes_the_in_flight_reconcile(
+    control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
+) -> None:
+    kubeconfig = control_plane.kubeconfig_path
+    extra = {**_ns_args(namespace), "reconcile-seconds": "2"}
+    with _apps(("solo", kubeconfig, extra)) as apps:
+        (app,) = apps
+        await _leader_of(apps, admin_client, namespace)
+        _create_configmap(admin_client, namespace, "slow")
+        await _until("the reconcile to start", 30, lambda: app.has("reconcile_started"))
+        app.process.send_signal(signal.SIGTERM)
+        await _until("the app to exit", 30, lambda: app.process.poll() is not None)
+        assert app.process.returncode == 0
+        names = [e["event"] for e in app.events]
+        assert names.index("signal_received") < names.index("reconcile_finished")
+        assert _holder(admin_client, namespace) == ""
+
+
+async def test_a_leader_cut_off_from_the_apiserver_stops_before_its_lease_expires(
+    control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
+) -> None:
+    async with TcpProxy(control_plane.apiserver_port) as proxy:
+        isolated = control_plane.admin_kubeconfig_via(proxy.port)
+        with _apps(("isolated", isolated, _ns_args(namespace))) as first:
+            (leader,) = first
+            await _leader_of(first, admin_client, namespace)
+            with _apps(("standby", control_plane.kubeconfig_path, _ns_args(namespace))) as second:
+                (standby,) = second
+                await _until(
+                    "the standby to be waiting",
+                    30,
+                    lambda: standby.has("leader_election_acquiring"),
+                )
+                proxy.block()
+                await _until(
+                    "the isolated leader to give up", 30, lambda: leader.has("leader_election_lost")
+                )
+                await _until(
+                    "the standby to take over", 30, lambda: standby.has("controllers_starting")
+                )
+                lost = leader.logged("leader_election_lost")[0]["timestamp"]
+                acquired = standby.logged("leader_election_acquired")[0]["timestamp"]
+                # The old leader stopped before anyone else could lead: no overlap.
+                assert lost < acquired
+                await _until(
+                    "the isolated leader to exit", 30, lambda: leader.process.poll() is not None
+                )
+                assert leader.process.returncode == 1
+                await anyio.lowlevel.checkpoint()
