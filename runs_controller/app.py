@@ -27,6 +27,7 @@ from runs_controller.observability.metrics import (
     default_registry,
 )
 from runs_controller.runtime.controller import Controller, Result
+from runs_controller.runtime.events import EventRecorder
 from runs_controller.runtime.leaderelection import (
     KubeLeaseLock,
     LeaderElectionConfig,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from runs_controller.runtime.informer import Event, Informer
+
 
 log = structlog.get_logger("runs_controller")
 
@@ -107,6 +109,7 @@ def build_manager(settings: ControllerSettings, client: KubeClient, namespace: s
         client,
         registry,
         elector=elector,
+        recorder=EventRecorder(client, reporting_instance=settings.identity),
         options=ManagerOptions(
             metrics_address=settings.metrics_address,
             health_address=settings.health_address,

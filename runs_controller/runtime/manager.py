@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 
     from runs_controller.kube.client import KubeClient
     from runs_controller.runtime.controller import Controller
+    from runs_controller.runtime.events import EventRecorder
     from runs_controller.runtime.leaderelection import LeaderElector
 
 log = structlog.get_logger("runs_controller.manager")
+
+EVENT_FLUSH_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Manager:
         registry: CollectorRegistry,
         *,
         elector: LeaderElector | None = None,
+        recorder: EventRecorder | None = None,
         options: ManagerOptions | None = None,
     ) -> None:
         self.client = client
@@ -66,6 +70,8 @@ class Manager:
         self.informers = SharedInformers(client)
         self.controllers: list[Controller] = []
         self._elector = elector
+        self.recorder = recorder
+        """Reconcilers record Kubernetes Events through it; written in the background."""
         self._stop = anyio.Event()
         self.metrics_port: int | None = None
         self.health_port: int | None = None
@@ -101,7 +107,13 @@ class Manager:
                     if signals is not None:
                         group.start_soon(self._watch_signals, signals)
                     group.start_soon(self.informers.run)
+                    if self.recorder is not None:
+                        group.start_soon(self.recorder.run)
                     await self._run_until_stopped()
+                    if self.recorder is not None:
+                        # Events of the last reconciles are worth a short wait, not a hang.
+                        with anyio.move_on_after(EVENT_FLUSH_TIMEOUT):
+                            await self.recorder.flush()
                     group.cancel_scope.cancel()
             finally:
                 with anyio.CancelScope(shield=True):
