@@ -28,6 +28,7 @@ from runs_controller.observability.metrics import (
 )
 from runs_controller.runtime.controller import Controller, Result
 from runs_controller.runtime.events import EventRecorder
+from runs_controller.runtime.handlers import own_key
 from runs_controller.runtime.leaderelection import (
     KubeLeaseLock,
     LeaderElectionConfig,
@@ -35,12 +36,11 @@ from runs_controller.runtime.leaderelection import (
     default_identity,
 )
 from runs_controller.runtime.manager import Manager, ManagerOptions
-from runs_controller.runtime.store import key_of
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from runs_controller.runtime.informer import Event, Informer
+    from runs_controller.runtime.informer import Informer
 
 
 log = structlog.get_logger("runs_controller")
@@ -135,11 +135,8 @@ def build_manager(settings: ControllerSettings, client: KubeClient, namespace: s
             queue_metrics=queue_metrics,
         )
 
-        def enqueue(event: Event[Any], controller: Controller = controller) -> None:
-            controller.enqueue(key_of(event.obj))
-
         for informer in informers.values():
-            informer.add_handler(enqueue)
+            informer.add_handler(own_key(controller.enqueue))
         manager.add_controller(controller)
     return manager
 
