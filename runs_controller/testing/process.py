@@ -71,6 +71,9 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
             close_fds=True,
+            # Own session: Ctrl-C in a terminal signals the whole foreground process group, and
+            # the control plane must outlive the controller's graceful shutdown (lease release).
+            start_new_session=True,
         )
         with _live_lock:
             _live.add(self)

@@ -1,0 +1,42 @@
+"""Story template language: Go text/template + restricted Sprig over JSON data (pure, no I/O).
+
+See section 8 of the data-model spec; `api` holds the evaluation algorithm.
+"""
+
+from __future__ import annotations
+
+from .api import evaluate_condition, resolve_template_string, resolve_value
+from .cache import clear_caches
+from .errors import (
+    EvaluationBlocked,
+    LimitExceeded,
+    OffloadedData,
+    TemplateError,
+    TemplateSafetyError,
+    TemplateSyntaxError,
+)
+from .limits import Limits
+from .validate import (
+    check_template_safety,
+    extract_step_references,
+    extract_step_references_strict,
+    validate_template_string,
+)
+
+__all__ = [
+    "EvaluationBlocked",
+    "LimitExceeded",
+    "Limits",
+    "OffloadedData",
+    "TemplateError",
+    "TemplateSafetyError",
+    "TemplateSyntaxError",
+    "check_template_safety",
+    "clear_caches",
+    "evaluate_condition",
+    "extract_step_references",
+    "extract_step_references_strict",
+    "resolve_template_string",
+    "resolve_value",
+    "validate_template_string",
+]

@@ -1,0 +1,186 @@
+"""Limits, static validation, reference extraction, normalisation and the compile cache."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from runs_controller.expr import (
+    LimitExceeded,
+    Limits,
+    TemplateError,
+    TemplateSafetyError,
+    check_template_safety,
+    clear_caches,
+    extract_step_references,
+    resolve_template_string,
+    resolve_value,
+    validate_template_string,
+)
+from runs_controller.expr.cache import analyze, compile_template
+from runs_controller.expr.normalize import normalize
+
+VARS = {"inputs": {"items": list(range(200)), "s": "x" * 100}}
+
+
+def test_output_limit_default_and_configurable() -> None:
+    with pytest.raises(LimitExceeded, match="current=0, writing=6, max=4"):
+        resolve_template_string('{{ "abcdef" }}', {}, max_output_bytes=4)
+    big = "{{ range .inputs.items }}" + "{{ $.inputs.s }}" * 4 + "{{ end }}"
+    with pytest.raises(LimitExceeded, match="max=65536"):
+        resolve_template_string(big, VARS)
+    assert len(resolve_template_string(big, VARS, max_output_bytes=0)) == 80000
+
+
+def test_fast_path_values_are_not_output_limited() -> None:
+    assert resolve_template_string("{{ .inputs.s }}", VARS, max_output_bytes=1) == "x" * 100
+
+
+def test_step_budget() -> None:
+    tmpl = "{{ range .inputs.items }}{{ range $.inputs.items }}{{ end }}{{ end }}"
+    with pytest.raises(LimitExceeded, match="max steps"):
+        resolve_template_string(tmpl, VARS, limits=Limits(max_steps=10_000))
+
+
+def test_time_budget_ends_quickly() -> None:
+    tmpl = (
+        "{{ range .inputs.items }}{{ range $.inputs.items }}{{ len $.inputs.s }}{{ end }}{{ end }}"
+    )
+    start = time.monotonic()
+    with pytest.raises(LimitExceeded, match="timed out"):
+        resolve_template_string(tmpl, VARS, max_output_bytes=0, limits=Limits(timeout_seconds=0.0))
+    assert time.monotonic() - start < 5
+
+
+def test_value_size_and_printf_width_limits() -> None:
+    with pytest.raises(LimitExceeded):
+        resolve_template_string('{{ printf "%99999999d" 1 }}', {})
+    with pytest.raises(LimitExceeded):
+        resolve_template_string('{{ indent 99999999 "x" }}', {})
+    with pytest.raises(LimitExceeded, match="max size"):
+        resolve_template_string(
+            '{{ join "" .inputs.items }}', VARS, limits=Limits(max_value_bytes=10)
+        )
+
+
+def test_nesting_limits() -> None:
+    with pytest.raises(LimitExceeded):
+        resolve_template_string("{{ " + "(" * 500 + "1" + ")" * 500 + " }}", {})
+    deep: object = "{{ 1 }}"
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(LimitExceeded, match="max resolve depth 128"):
+        resolve_value(deep, {})
+
+
+def test_negative_limits_rejected() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        Limits(max_output_bytes=-1)
+    with pytest.raises(ValueError, match="negative"):
+        resolve_template_string("{{ 1 }}", {}, max_output_bytes=-1)
+
+
+def test_no_python_attribute_access() -> None:
+    for expr in ("{{ .__class__ }}", "{{ inputs.s.upper }}", "x{{ inputs.s.upper }}"):
+        with pytest.raises(TemplateError):
+            resolve_template_string(expr, VARS)
+    assert resolve_template_string("x{{ .__class__ }}", {}) == "x<no value>"
+    assert resolve_template_string("x{{ .inputs.__class__ }}", VARS) == "x<no value>"
+
+
+SCOPE = {"roots": ["inputs"], "allow_now": False, "allow_random": False, "allow_range": False}
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("{{ packet.id }}", "context 'packet' is not allowed for realtime-static templates"),
+        ("{{ .mystery }}", "unknown context 'mystery'"),
+        ('{{ get . "steps" }}', "context 'steps' is not allowed"),
+        ('{{ dig "steps" "x" "d" . }}', "context 'steps' is not allowed"),
+        ("{{ range inputs.items }}{{ end }}", "range is not allowed"),
+        ('{{ template "x" }}', "template inclusion is not supported (x)"),
+        ("{{ now }}", 'function "now" not defined'),
+        ("{{ uuidv4 }}", 'function "uuidv4" not defined'),
+        ("{{ .inputs.env }}", "disallowed function 'env'"),
+        ("{{ inputs.x", 'function "inputs" not defined'),
+        ("{{ .inputs.x", "unclosed action"),
+    ],
+)
+def test_validation_rejects(expr: str, message: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        validate_template_string(expr, name="", **SCOPE)  # type: ignore[arg-type]
+        pytest.fail("accepted")
+    text = str(info.value).replace("for test templates", "for realtime-static templates")
+    assert message in text
+
+
+def test_validation_accepts_and_names_field() -> None:
+    validate_template_string("{{ $.steps.x }}{{ .inputs.a }}", roots=["inputs"])
+    validate_template_string(
+        "{{ now }}{{ uuidv4 }}{{ range .steps }}{{ .x }}{{ end }}",
+        roots=["inputs", "steps"],
+        allow_now=True,
+        allow_random=True,
+        allow_range=True,
+    )
+    with pytest.raises(TemplateError, match=r"^idempotencyKeyTemplate: "):
+        validate_template_string("x-{{ .inputs.a", roots=["inputs"], name="idempotencyKeyTemplate")
+
+
+def test_template_safety_scan() -> None:
+    check_template_safety('{{ printf "ok" }} env outside braces')
+    for bad in ('{{ env "HOME" }}', '{{- expandenv "$X" -}}', "{{ getHostByName .x }}"):
+        with pytest.raises(TemplateSafetyError):
+            check_template_safety(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "refs"),
+    [
+        ('{{ (index .steps "fetch-feed").output.body }}', {"fetch-feed"}),
+        ("{{ .steps.myStep.output.result }}", {"myStep"}),
+        ('{{ (index .steps "a").output.x }} and {{ (index .steps "b").output.y }}', {"a", "b"}),
+        ("{{ .inputs.foo }}", set()),
+        ("plain text", set()),
+        ("{{ eq steps.prepare.output.ok true }}", set()),
+        ("{{", set()),
+        ('{{ unknownFn .steps.a | other (index .steps "b") }}', {"a", "b"}),
+    ],
+)
+def test_extract_step_references(text: str, refs: set[str]) -> None:
+    assert extract_step_references(text) == refs
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("{{ inputs.name }}", "{{ .inputs.name }}"),
+        ('(index steps "x")', '(index steps "x")'),
+        ('{{ (index steps "x") }}', '{{ (index .steps "x") }}'),
+        ('{{ printf "%s" "}}" }}', '{{ printf "%s" "}}" }}'),
+        ('{{ inputs["a\\"b"] }}', '{{ (index .inputs "a\\"b") }}'),
+        ('{{ inputs["a"]["b"] }}', '{{ (index (index .inputs "a") "b") }}'),
+        ("{{ $.inputs.x }}{{ myinputs }}", "{{ $.inputs.x }}{{ myinputs }}"),
+        ("{{/* inputs */}}", "{{/* inputs */}}"),
+        ('{{ "inputs" }}', '{{ "inputs" }}'),
+        ("{{ steps['fetch-feed'] }}", "{{ .steps['fetch-feed'] }}"),
+    ],
+)
+def test_normalize(raw: str, want: str) -> None:
+    assert normalize(raw) == want
+
+
+def test_compile_cache_reuses_parses() -> None:
+    clear_caches()
+    text = "{{ if .inputs.a }}x{{ end }}"
+    resolve_template_string(text, {"inputs": {"a": 1}})
+    before = compile_template.__wrapped__ if hasattr(compile_template, "__wrapped__") else None
+    assert before is None
+    misses = analyze.cache_info().misses
+    resolve_template_string(text, {"inputs": {"a": 0}})
+    assert analyze.cache_info().misses == misses
+    assert analyze.cache_info().hits >= 1
+    assert compile_template(text) is compile_template(text)
+    assert analyze.cache_info().maxsize == 1000
