@@ -69,7 +69,8 @@ class InformerOptions:
     idle_timeout: float | None = None
     """No byte for this long ends the watch as broken; None uses the client's default."""
     strip_managed_fields: bool = True
-    """managedFields are large and never read by controllers: drop them from the cache."""
+    """managedFields are large and never read by controllers: drop them from the cache (this
+    also lets go of the watch buffer their undecoded bytes point into)."""
     backoff: Backoff = field(default_factory=Backoff)
 
 
@@ -199,7 +200,7 @@ class Informer(Generic[T]):
 
     def _strip(self, obj: Any) -> None:
         if self.options.strip_managed_fields and obj.metadata is not None:
-            obj.metadata.managed_fields = None
+            obj.metadata.managed_fields = msgspec.Raw()
 
     def _dispatch(self, event: Event[T]) -> None:
         for handler in self._handlers:

@@ -141,7 +141,7 @@ async def test_indexes_and_late_handlers(
             # managedFields are not kept in the cache.
             cached = informer.store.get(f"{namespace}/a")
             assert cached is not None and cached.metadata is not None
-            assert cached.metadata.managed_fields is None
+            assert cached.metadata.managed_field_entries() == []
 
 
 async def test_cache_converges_after_connections_are_cut(

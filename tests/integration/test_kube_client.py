@@ -218,7 +218,7 @@ async def test_apply_creates_updates_and_prunes_fields_it_no_longer_sends(
         type=ConfigMap,
     )
     assert first.data == {"keep": "1", "drop": "1"}
-    managers = {entry["manager"] for entry in meta(first).managed_fields or []}
+    managers = {entry["manager"] for entry in meta(first).managed_field_entries()}
     assert managers == {MANAGER}
 
     second = await client.apply(
@@ -251,7 +251,7 @@ async def test_apply_to_status_subresource_is_tracked_apart_and_prunes(
     )
     assert applied.status == EffectClaimStatus(observed_generation=1, phase="Reserved")
     assert applied.spec.effect_key == "deliver"  # spec changes are ignored on /status
-    subresources = {entry.get("subresource") for entry in meta(applied).managed_fields or []}
+    subresources = {entry.get("subresource") for entry in meta(applied).managed_field_entries()}
     assert "status" in subresources
 
     pruned = await client.apply(
@@ -297,7 +297,7 @@ async def test_apply_conflict_without_force_and_takeover_with_force(
     assert won.data == {"x": "b"}
     owners = {
         entry["manager"]
-        for entry in meta(won).managed_fields or []
+        for entry in meta(won).managed_field_entries()
         if "f:x" in entry.get("fieldsV1", {}).get("f:data", {})
     }
     assert owners == {"manager-b"}

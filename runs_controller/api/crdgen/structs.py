@@ -171,7 +171,7 @@ def _base_schema(tp: Any, marker: F) -> JSONSchema:
             return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         value_markers = [marker.values] if marker.values is not None else []
         return {"type": "object", "additionalProperties": schema_for(value, value_markers)}
-    if tp is Any:
+    if tp is Any or tp is msgspec.Raw:
         return {"x-kubernetes-preserve-unknown-fields": True}
     raise TypeError(f"no schema for type {tp!r}")
 
