@@ -78,10 +78,11 @@ class ControlPlane:
 
     def __init__(self, config: ControlPlaneConfig | None = None) -> None:
         self.config = config or ControlPlaneConfig()
+        # Find the binaries first: a missing one must not leave an empty temp dir behind.
+        self._binaries = find_binaries(["etcd", "kube-apiserver"])
         self._owns_data_dir = self.config.data_dir is None
         self.data_dir = self.config.data_dir or Path(tempfile.mkdtemp(prefix="runs-controller-cp-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._binaries = find_binaries(["etcd", "kube-apiserver"])
         self._ca = CertificateAuthority()
         self._pki = self._write_pki()
         self.etcd_client_port = free_port()

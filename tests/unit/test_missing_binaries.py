@@ -20,6 +20,9 @@ def test_integration_tests_fail_with_the_build_command_when_binaries_are_missing
         and key not in {"KUBEBUILDER_ASSETS", "RUNS_CONTROLLER_BIN_DIR"}
     }
     env["RUNS_CONTROLLER_CACHE"] = str(tmp_path / "empty-cache")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
     result = subprocess.run(
         [
             sys.executable,
@@ -42,3 +45,4 @@ def test_integration_tests_fail_with_the_build_command_when_binaries_are_missing
     assert "e2e/controlplane/build.sh etcd kube-apiserver" in output
     assert "skipped" not in output
     assert "1 error" in output
+    assert not list(scratch.glob("runs-controller-cp-*")), "a failed start left a data dir"
