@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
-from runs_controller.api.meta import ObjectMeta, Resource
+from runs_controller.api.k8s import ConfigMap
+from runs_controller.api.meta import ObjectMeta
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.resources import CONFIG_MAPS
@@ -41,10 +42,6 @@ APPLY = "application/apply-patch+yaml"
 
 def report(line: str) -> None:
     print(line)  # noqa: T201 - a benchmark reports on stdout
-
-
-class ConfigMap(Resource, kw_only=True):
-    data: dict[str, str] | None = None
 
 
 async def run(apply: Apply, requests: int, concurrency: int) -> tuple[list[float], float]:

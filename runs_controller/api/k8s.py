@@ -138,6 +138,14 @@ class Pod(Resource, kw_only=True):
     status: PodStatus | None = None
 
 
+# ---- core/v1 ConfigMap (tests, benchmarks, and later the operator's own configuration) ------
+
+
+class ConfigMap(Resource, kw_only=True):
+    data: dict[str, str] | None = None
+    binary_data: dict[str, str] | None = None
+
+
 # ---- batch/v1 Job ----------------------------------------------------------------------------
 
 

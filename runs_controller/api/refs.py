@@ -22,10 +22,6 @@ class ObjectReference(Struct):
     """Namespace of the referenced object. If empty, defaults to same namespace as the
     referencing object."""
 
-    def namespace_or(self, referrer_namespace: str) -> str:
-        """The target namespace: the ref's own, else the referring object's."""
-        return self.namespace or referrer_namespace
-
 
 class StoryReference(ObjectReference):
     """StoryReference represents a reference to a Story resource."""

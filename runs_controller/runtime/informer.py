@@ -250,9 +250,6 @@ class SharedInformers:
     def all(self) -> list[Informer[Any]]:
         return list(self._informers.values())
 
-    def synced(self) -> bool:
-        return all(informer.has_synced for informer in self._informers.values())
-
     async def run(self) -> None:
         """Run every informer until cancelled."""
         async with anyio.create_task_group() as group:

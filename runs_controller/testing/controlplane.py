@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import shutil
 import socket
 import tempfile
@@ -174,12 +173,6 @@ class ControlPlane:
             ),
         )
 
-    def user_client(self, user: str, groups: tuple[str, ...] = ()) -> HarnessClient:
-        """A harness client authenticated as a client-certificate user."""
-        pair = self._ca.issue_client(user, groups)
-        cert, key = pair.write(self._users_dir(), f"user-{_safe(user)}-{secrets.token_hex(4)}")
-        return HarnessClient(self.server, self._pki.ca_file, Credentials(cert, key))
-
     def service_account_token(
         self, namespace: str, name: str, expiration_seconds: int = 3600
     ) -> str:
@@ -235,9 +228,6 @@ class ControlPlane:
         revision = int(header["revision"])
         _etcd_post(f"{base}/compaction", {"revision": revision, "physical": True})
         return revision
-
-    def token_client(self, token: str) -> HarnessClient:
-        return HarnessClient(self.server, self._pki.ca_file, Credentials(token=token))
 
     @property
     def ca_file(self) -> Path:

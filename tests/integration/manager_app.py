@@ -16,7 +16,7 @@ import anyio
 import structlog
 from prometheus_client import CollectorRegistry
 
-from runs_controller.api.meta import Resource
+from runs_controller.api.k8s import ConfigMap
 from runs_controller.kube.client import ClientOptions, KubeClient
 from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.resources import CONFIG_MAPS
@@ -34,10 +34,6 @@ from runs_controller.runtime.manager import Manager, ManagerOptions
 from runs_controller.runtime.store import key_of
 
 log = structlog.get_logger("manager_app")
-
-
-class ConfigMap(Resource, kw_only=True):
-    data: dict[str, str] | None = None
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from runs_controller.api.meta import Resource
+from runs_controller.api.k8s import ConfigMap
 from runs_controller.kube.client import ClientOptions, KubeClient
 from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.resources import CONFIG_MAPS
@@ -23,10 +23,6 @@ from runs_controller.testing import ControlPlane, ControlPlaneConfig, HarnessCli
 from runs_controller.testing.proxy import TcpProxy
 from runs_controller.testing.pytest_plugin import start_control_plane_or_fail
 from runs_controller.testing.wait import poll_until_async
-
-
-class ConfigMap(Resource, kw_only=True):
-    data: dict[str, str] | None = None
 
 
 def _configmap(name: str, value: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from kubernetes_asyncio.config import incluster_config
 from prometheus_client import CollectorRegistry
 
 from runs_controller.api.codec import MicroTime
-from runs_controller.api.k8s import Lease, LeaseSpec
+from runs_controller.api.k8s import ConfigMap, Lease, LeaseSpec
 from runs_controller.api.meta import ObjectMeta, Resource, WatchEvent
 from runs_controller.api.refs import StepRunReference
 from runs_controller.api.runs.effectclaim import (
@@ -72,10 +72,6 @@ SELF_SUBJECT_REVIEWS = ResourceType(
     "authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", namespaced=False
 )
 MANAGER = "runs-controller-test"
-
-
-class ConfigMap(Resource, kw_only=True):
-    data: dict[str, str] | None = None
 
 
 class UserInfo(Resource, kw_only=True):

@@ -19,7 +19,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from runs_controller.api.codec import encode
-from runs_controller.api.meta import ObjectMeta, Resource
+from runs_controller.api.k8s import ConfigMap
+from runs_controller.api.meta import ObjectMeta
 from runs_controller.kube.client import ClientOptions, KubeClient
 from runs_controller.kube.config import ClusterConfig
 from runs_controller.kube.errors import (
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ConfigMap(Resource, kw_only=True):
-    data: dict[str, str] | None = None
 
 
 @dataclass

@@ -6,7 +6,8 @@ import msgspec
 import pytest
 
 from runs_controller.api.codec import decode, encode
-from runs_controller.api.meta import ObjectMeta, Resource, Status, StatusCause, StatusDetails
+from runs_controller.api.k8s import ConfigMap
+from runs_controller.api.meta import ObjectMeta, Status, StatusCause, StatusDetails
 from runs_controller.kube.client import with_type_meta
 from runs_controller.kube.errors import (
     AlreadyExists,
@@ -172,10 +173,6 @@ def test_retry_after_header_fills_status_details_when_missing() -> None:
     assert isinstance(error := api_error(429, body, retry_after_header="4"), TooManyRequests)
     assert error.retry_after == 9.0
     assert api_error(429, b"").status.details is None
-
-
-class ConfigMap(Resource, kw_only=True):
-    data: dict[str, str] | None = None
 
 
 def test_type_meta_is_filled_only_where_missing() -> None:
