@@ -1,34 +1,29 @@
 """The controller process: settings -> API client -> manager with informers and controllers.
 
-The four runs controllers are registered with their informers, workqueues and workers; their
-reconcilers are placeholders that only observe the cached object until the reconcile logic
-lands (issues 6 and later), so everything around them (caches, leader election, shutdown,
-metrics) already runs as in production.
+The four runs controllers are declared in `runs_controller.reconcilers`; their reconcilers are
+placeholders that only observe the cached object until the reconcile logic lands, so
+everything around them (caches, leader election, fencing, shutdown, metrics) already runs as in
+production.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 
-from runs_controller.api.kinds import ALL_KINDS
 from runs_controller.kube.client import ClientOptions, KubeClient
 from runs_controller.kube.config import load_cluster_config
 from runs_controller.kube.errors import KubeError
-from runs_controller.kube.resources import ResourceType
 from runs_controller.observability.metrics import (
-    ControllerMetrics,
     LeaderElectionMetrics,
     RestClientMetrics,
-    WorkqueueMetrics,
     default_registry,
 )
-from runs_controller.runtime.controller import Controller, Result
-from runs_controller.runtime.events import EventRecorder
-from runs_controller.runtime.handlers import own_key
+from runs_controller.reconcilers import register_controllers
+from runs_controller.runtime.controller import DEFAULT_RECONCILE_TIMEOUT
 from runs_controller.runtime.leaderelection import (
     KubeLeaseLock,
     LeaderElectionConfig,
@@ -36,16 +31,16 @@ from runs_controller.runtime.leaderelection import (
     default_identity,
 )
 from runs_controller.runtime.manager import Manager, ManagerOptions
+from runs_controller.runtime.operator_config import DEFAULT_CONFIG_NAME
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from runs_controller.runtime.informer import Informer
+    from prometheus_client import CollectorRegistry
 
 
 log = structlog.get_logger("runs_controller")
 
-RECONCILED_KINDS = ("StoryRun", "StepRun", "EffectClaim", "StoryTrigger")
 DEFAULT_LEADER_ELECTION_ID = "d3a8b358.bubustack.io"
 
 
@@ -72,25 +67,27 @@ class ControllerSettings:
     metrics_address: str | None = ":8080"
     health_address: str | None = ":8081"
     graceful_shutdown_timeout: float = 30.0
+    handle_signals: bool = True
+    """SIGTERM/SIGINT stop the manager gracefully (off when embedded, e.g. in tests)."""
+    reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT
+    cache_sync_timeout: float = 120.0
+    config_namespace: str | None = None
+    """Namespace of the operator ConfigMap; None: the controller's own namespace."""
+    config_name: str = DEFAULT_CONFIG_NAME
+    """The operator ConfigMap's name; empty: compiled defaults only."""
     qps: float | None = None
     burst: int = 10
     identity: str = field(default_factory=default_identity)
 
 
-def _observe(kind: str, informers: dict[str, Informer[Any]]) -> Any:
-    async def reconcile(key: str) -> Result:
-        namespace = key.split("/", 1)[0] if "/" in key else ""
-        informer = informers.get(namespace) or informers.get("")
-        obj = informer.store.get(key) if informer is not None else None
-        log.debug("reconcile_observed", kind=kind, exists=obj is not None)
-        return Result()
-
-    return reconcile
-
-
-def build_manager(settings: ControllerSettings, client: KubeClient, namespace: str) -> Manager:
-    """The manager with one informer per (kind, namespace) and one controller per runs kind."""
-    registry = default_registry()
+def build_manager(
+    settings: ControllerSettings,
+    client: KubeClient,
+    namespace: str,
+    registry: CollectorRegistry | None = None,
+) -> Manager:
+    """The manager with the four runs controllers and the informers they need."""
+    registry = registry if registry is not None else default_registry()
     elector = None
     if settings.leader_elect:
         elector = LeaderElector(
@@ -109,35 +106,21 @@ def build_manager(settings: ControllerSettings, client: KubeClient, namespace: s
         client,
         registry,
         elector=elector,
-        recorder=EventRecorder(client, reporting_instance=settings.identity),
+        reporting_instance=settings.identity,
         options=ManagerOptions(
             metrics_address=settings.metrics_address,
             health_address=settings.health_address,
             graceful_shutdown_timeout=settings.graceful_shutdown_timeout,
+            handle_signals=settings.handle_signals,
+            cache_sync_timeout=settings.cache_sync_timeout,
+            namespaces=settings.namespaces,
+            workers=settings.workers,
+            reconcile_timeout=settings.reconcile_timeout,
+            config_namespace=settings.config_namespace or namespace,
+            config_name=settings.config_name,
         ),
     )
-    controller_metrics = ControllerMetrics.create(registry)
-    queue_metrics = WorkqueueMetrics.create(registry)
-    scopes = settings.namespaces or ("",)
-    for root, info in ALL_KINDS:
-        if info.kind not in RECONCILED_KINDS:
-            continue
-        resource = ResourceType.from_info(info)
-        informers: dict[str, Informer[Any]] = {
-            scope: manager.informers.get(resource, root, namespace=scope or None)
-            for scope in scopes
-        }
-        controller = Controller(
-            info.plural.removesuffix("s"),
-            _observe(info.kind, informers),
-            workers=settings.workers,
-            metrics=controller_metrics,
-            queue_metrics=queue_metrics,
-        )
-
-        for informer in informers.values():
-            informer.add_handler(own_key(controller.enqueue))
-        manager.add_controller(controller)
+    register_controllers(manager)
     return manager
 
 
@@ -152,12 +135,13 @@ async def run_controller(settings: ControllerSettings) -> None:
         source = f"kubeconfig {path}" if path else "the default kubeconfig / in-cluster credentials"
         raise StartupError(f"cannot load {source}: {error}") from error
     options = ClientOptions(qps=settings.qps, burst=settings.burst)
-    metrics = RestClientMetrics.create(default_registry())
+    registry = default_registry()
+    metrics = RestClientMetrics.create(registry)
     async with KubeClient(config, options, metrics=metrics) as client:
         try:
             version = await client.server_version()
         except KubeError as error:
             raise StartupError(f"cannot reach the API server at {config.host}: {error}") from error
         log.info("connected", server_version=version, host=config.host, identity=settings.identity)
-        manager = build_manager(settings, client, config.namespace or "default")
+        manager = build_manager(settings, client, config.namespace or "default", registry)
         await manager.run()

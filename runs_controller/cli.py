@@ -20,7 +20,10 @@ from runs_controller.app import (
     run_controller,
 )
 from runs_controller.observability.logging import configure_logging
+from runs_controller.runtime.controller import DEFAULT_RECONCILE_TIMEOUT
 from runs_controller.runtime.leaderelection import LeadershipLost
+from runs_controller.runtime.manager import CacheSyncFailed
+from runs_controller.runtime.operator_config import DEFAULT_CONFIG_NAME
 
 log = structlog.get_logger("runs_controller")
 
@@ -99,6 +102,30 @@ def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
         help="seconds in-flight reconciles get after SIGTERM (default 30)",
     )
     parser.add_argument(
+        "--reconcile-timeout",
+        type=float,
+        default=float(_env("RECONCILE_TIMEOUT", str(DEFAULT_RECONCILE_TIMEOUT))),
+        help=f"seconds one reconcile may take before it is cancelled and retried "
+        f"(default {DEFAULT_RECONCILE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--cache-sync-timeout",
+        type=float,
+        default=float(_env("CACHE_SYNC_TIMEOUT", "120")),
+        help="seconds the leader waits for its caches before it exits 1 (default 120)",
+    )
+    parser.add_argument(
+        "--config-namespace",
+        default=_env("CONFIG_NAMESPACE", "") or None,
+        help="namespace of the operator ConfigMap (default: the controller's own)",
+    )
+    parser.add_argument(
+        "--config-name",
+        default=_env("CONFIG_NAME", DEFAULT_CONFIG_NAME),
+        help=f"name of the operator ConfigMap; empty = compiled defaults only "
+        f"(default {DEFAULT_CONFIG_NAME})",
+    )
+    parser.add_argument(
         "--qps",
         type=float,
         default=float(_env("QPS", "0")) or None,
@@ -125,6 +152,10 @@ def _settings(args: argparse.Namespace, kubeconfig: Path | None = None) -> Contr
         metrics_address=address(args.metrics_bind_address),
         health_address=address(args.health_probe_bind_address),
         graceful_shutdown_timeout=args.graceful_shutdown_timeout,
+        reconcile_timeout=args.reconcile_timeout,
+        cache_sync_timeout=args.cache_sync_timeout,
+        config_namespace=args.config_namespace,
+        config_name=args.config_name,
         qps=args.qps,
         burst=args.burst,
     )
@@ -202,16 +233,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(settings: ControllerSettings) -> int:
-    """Exit 0 after a graceful stop, 1 when the Lease was lost (the pod restarts, as with
-    controller-runtime: another replica may already be leading)."""
+    """Exit 0 after a graceful stop; 1 when the Lease was lost (the pod restarts, as with
+    controller-runtime: another replica may already be leading) or the caches never synced."""
     try:
         anyio.run(run_controller, settings)
-    except* LeadershipLost as lost:
-        log.error("leadership_lost_exiting", error=str(lost.exceptions[0]))
-        return_code = 1
-    else:
-        return_code = 0
-    return return_code
+    except LeadershipLost as lost:
+        log.error("leadership_lost_exiting", error=str(lost))
+        return 1
+    except CacheSyncFailed as failed:
+        log.error(
+            "cache_sync_failed_exiting",
+            error=str(failed),
+            informers=failed.informers,
+            timeout=failed.timeout,
+        )
+        return 1
+    return 0
 
 
 def _manifests(output: Path, *, check: bool) -> int:

@@ -20,31 +20,31 @@ from runs_controller.api.schema import Struct
 # ---- core/v1 pod template parts ------------------------------------------------------------
 
 
-class EnvVar(Struct):
+class EnvVar(Struct, frozen=True):
     name: str
     value: str | None = None
     value_from: dict[str, Any] | None = None
 
 
-class ResourceRequirements(Struct):
+class ResourceRequirements(Struct, frozen=True):
     limits: dict[str, str] | None = None
     requests: dict[str, str] | None = None
 
 
-class ContainerPort(Struct):
+class ContainerPort(Struct, frozen=True):
     container_port: int
     name: str | None = None
     protocol: str | None = None
 
 
-class VolumeMount(Struct):
+class VolumeMount(Struct, frozen=True):
     name: str
     mount_path: str
     read_only: bool | None = None
     sub_path: str | None = None
 
 
-class SecurityContext(Struct):
+class SecurityContext(Struct, frozen=True):
     run_as_non_root: bool | None = None
     run_as_user: int | None = None
     run_as_group: int | None = None
@@ -55,7 +55,7 @@ class SecurityContext(Struct):
     seccomp_profile: dict[str, Any] | None = None
 
 
-class Container(Struct):
+class Container(Struct, frozen=True):
     name: str
     image: str | None = None
     image_pull_policy: str | None = None
@@ -73,7 +73,7 @@ class Container(Struct):
     termination_message_policy: str | None = None
 
 
-class PodSpec(Struct):
+class PodSpec(Struct, frozen=True):
     containers: list[Container]
     init_containers: list[Container] | None = None
     restart_policy: str | None = None
@@ -90,7 +90,7 @@ class PodSpec(Struct):
     node_name: str | None = None
 
 
-class PodTemplateSpec(Struct):
+class PodTemplateSpec(Struct, frozen=True):
     spec: PodSpec
     metadata: ObjectMeta | None = None
 
@@ -98,7 +98,7 @@ class PodTemplateSpec(Struct):
 # ---- core/v1 Pod (status only matters) -----------------------------------------------------
 
 
-class ContainerStateTerminated(Struct):
+class ContainerStateTerminated(Struct, frozen=True):
     exit_code: int
     signal: int | None = None
     reason: str | None = None
@@ -108,13 +108,13 @@ class ContainerStateTerminated(Struct):
     container_id: str | None = msgspec.field(default=None, name="containerID")
 
 
-class ContainerState(Struct):
+class ContainerState(Struct, frozen=True):
     waiting: dict[str, Any] | None = None
     running: dict[str, Any] | None = None
     terminated: ContainerStateTerminated | None = None
 
 
-class ContainerStatus(Struct):
+class ContainerStatus(Struct, frozen=True):
     name: str
     ready: bool = False
     restart_count: int = 0
@@ -123,7 +123,7 @@ class ContainerStatus(Struct):
     image: str | None = None
 
 
-class PodStatus(Struct):
+class PodStatus(Struct, frozen=True):
     phase: str | None = None
     reason: str | None = None
     message: str | None = None
@@ -133,7 +133,7 @@ class PodStatus(Struct):
     conditions: list[dict[str, Any]] | None = None
 
 
-class Pod(Resource, kw_only=True):
+class Pod(Resource, kw_only=True, frozen=True):
     spec: PodSpec | None = None
     status: PodStatus | None = None
 
@@ -141,7 +141,7 @@ class Pod(Resource, kw_only=True):
 # ---- core/v1 ConfigMap (tests, benchmarks, and later the operator's own configuration) ------
 
 
-class ConfigMap(Resource, kw_only=True):
+class ConfigMap(Resource, kw_only=True, frozen=True):
     data: dict[str, str] | None = None
     binary_data: dict[str, str] | None = None
 
@@ -149,7 +149,7 @@ class ConfigMap(Resource, kw_only=True):
 # ---- batch/v1 Job ----------------------------------------------------------------------------
 
 
-class JobSpec(Struct):
+class JobSpec(Struct, frozen=True):
     template: PodTemplateSpec
     parallelism: int | None = None
     completions: int | None = None
@@ -163,7 +163,7 @@ class JobSpec(Struct):
     completion_mode: str | None = None
 
 
-class JobCondition(Struct):
+class JobCondition(Struct, frozen=True):
     type: str
     status: str
     reason: str | None = None
@@ -172,7 +172,7 @@ class JobCondition(Struct):
     last_transition_time: datetime.datetime | None = None
 
 
-class JobStatus(Struct):
+class JobStatus(Struct, frozen=True):
     conditions: list[JobCondition] | None = None
     start_time: datetime.datetime | None = None
     completion_time: datetime.datetime | None = None
@@ -183,7 +183,7 @@ class JobStatus(Struct):
     ready: int | None = None
 
 
-class Job(Resource, kw_only=True):
+class Job(Resource, kw_only=True, frozen=True):
     spec: JobSpec | None = None
     status: JobStatus | None = None
 
@@ -191,7 +191,7 @@ class Job(Resource, kw_only=True):
 # ---- coordination/v1 Lease -------------------------------------------------------------------
 
 
-class LeaseSpec(Struct):
+class LeaseSpec(Struct, frozen=True):
     holder_identity: str | None = None
     lease_duration_seconds: int | None = None
     acquire_time: MicroTime | None = None
@@ -199,14 +199,14 @@ class LeaseSpec(Struct):
     lease_transitions: int | None = None
 
 
-class Lease(Resource, kw_only=True):
+class Lease(Resource, kw_only=True, frozen=True):
     spec: LeaseSpec | None = None
 
 
 # ---- events ---------------------------------------------------------------------------------
 
 
-class ObjectReference(Struct):
+class ObjectReference(Struct, frozen=True):
     """core/v1 ObjectReference, the `regarding`/`involvedObject` of an event."""
 
     api_version: str | None = None
@@ -218,12 +218,12 @@ class ObjectReference(Struct):
     field_path: str | None = None
 
 
-class EventSeries(Struct):
+class EventSeries(Struct, frozen=True):
     count: int
     last_observed_time: MicroTime
 
 
-class Event(Resource, kw_only=True):
+class Event(Resource, kw_only=True, frozen=True):
     """events.k8s.io/v1 Event."""
 
     event_time: MicroTime
@@ -239,12 +239,12 @@ class Event(Resource, kw_only=True):
     deprecated_count: int | None = None
 
 
-class EventSource(Struct):
+class EventSource(Struct, frozen=True):
     component: str | None = None
     host: str | None = None
 
 
-class CoreEvent(Resource, kw_only=True):
+class CoreEvent(Resource, kw_only=True, frozen=True):
     """core/v1 Event (the fallback when events.k8s.io is not served)."""
 
     involved_object: ObjectReference

@@ -18,7 +18,7 @@ CONDITION_TYPE_PATTERN = (
 CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 
-class OwnerReference(Struct):
+class OwnerReference(Struct, frozen=True):
     """OwnerReference contains enough information to let you identify an owning object."""
 
     api_version: str
@@ -29,7 +29,7 @@ class OwnerReference(Struct):
     block_owner_deletion: bool | None = None
 
 
-class ObjectMeta(Struct):
+class ObjectMeta(Struct, frozen=True):
     """Standard object metadata.
 
     managedFields stay undecoded JSON bytes (`msgspec.Raw`): they are a large share of every
@@ -61,7 +61,7 @@ class ObjectMeta(Struct):
         return entries
 
 
-class Resource(Struct, kw_only=True):
+class Resource(Struct, kw_only=True, frozen=True):
     """A top-level object: apiVersion, kind and metadata.
 
     Subclasses add `spec`/`status` and pass `kw_only=True` (msgspec does not inherit it), so a
@@ -74,13 +74,13 @@ class Resource(Struct, kw_only=True):
     metadata: ObjectMeta | None = None
 
 
-class ListMeta(Struct):
+class ListMeta(Struct, frozen=True):
     resource_version: str | None = None
     continue_: str | None = msgspec.field(default=None, name="continue")
     remaining_item_count: int | None = None
 
 
-class Condition(Struct):
+class Condition(Struct, frozen=True):
     """Condition contains details for one aspect of the current state of this API Resource."""
 
     type: Annotated[str, F(max_length=316, pattern=CONDITION_TYPE_PATTERN)]
@@ -100,13 +100,13 @@ class Condition(Struct):
     upon."""
 
 
-class StatusCause(Struct):
+class StatusCause(Struct, frozen=True):
     reason: str | None = None
     message: str | None = None
     field: str | None = None
 
 
-class StatusDetails(Struct):
+class StatusDetails(Struct, frozen=True):
     name: str | None = None
     group: str | None = None
     kind: str | None = None
@@ -115,7 +115,7 @@ class StatusDetails(Struct):
     retry_after_seconds: Int32 | None = None
 
 
-class Status(Struct):
+class Status(Struct, frozen=True):
     """The apiserver's error (and some success) body: kind Status."""
 
     api_version: str | None = None
@@ -128,14 +128,14 @@ class Status(Struct):
     code: int | None = None
 
 
-class WatchEvent(Struct, Generic[T]):
+class WatchEvent(Struct, Generic[T], frozen=True):
     """One line of a watch stream. `object` is a Status when type is ERROR, hence left raw."""
 
     type: str
     object: msgspec.Raw
 
 
-class TypedList(Struct, Generic[T]):
+class TypedList(Struct, Generic[T], frozen=True):
     """A LIST response: `items` decoded as T."""
 
     api_version: str | None = None

@@ -13,7 +13,7 @@ Namespace = Annotated[str, F(max_length=63, pattern=DNS_LABEL_PATTERN)]
 Version = Annotated[str, F(max_length=64)]
 
 
-class ObjectReference(Struct):
+class ObjectReference(Struct, frozen=True):
     """ObjectReference represents a typed reference to a Kubernetes object."""
 
     name: Name
@@ -23,7 +23,7 @@ class ObjectReference(Struct):
     referencing object."""
 
 
-class StoryReference(ObjectReference):
+class StoryReference(ObjectReference, frozen=True):
     """StoryReference represents a reference to a Story resource."""
 
     version: Version | None = None
@@ -32,7 +32,7 @@ class StoryReference(ObjectReference):
     """UID of the referenced Story for drift detection. Set by controllers."""
 
 
-class EngramReference(ObjectReference):
+class EngramReference(ObjectReference, frozen=True):
     """EngramReference provides a structured reference to an Engram."""
 
     version: Version | None = None
@@ -40,7 +40,7 @@ class EngramReference(ObjectReference):
     uid: str | None = None
 
 
-class ImpulseReference(ObjectReference):
+class ImpulseReference(ObjectReference, frozen=True):
     """ImpulseReference provides a structured reference to an Impulse."""
 
     version: Version | None = None
@@ -48,21 +48,21 @@ class ImpulseReference(ObjectReference):
     uid: str | None = None
 
 
-class StoryRunReference(ObjectReference):
+class StoryRunReference(ObjectReference, frozen=True):
     """StoryRunReference provides a structured reference to a StoryRun."""
 
     uid: str | None = None
     """UID of the referenced StoryRun for drift detection. Set by controllers."""
 
 
-class StepRunReference(ObjectReference):
+class StepRunReference(ObjectReference, frozen=True):
     """StepRunReference provides a structured reference to a StepRun."""
 
     uid: str | None = None
     """UID of the referenced StepRun for drift detection."""
 
 
-class EngramTemplateReference(Struct):
+class EngramTemplateReference(Struct, frozen=True):
     """EngramTemplateReference references a cluster-scoped EngramTemplate (no namespace)."""
 
     name: Annotated[str, F(min_length=1, max_length=253)]
@@ -73,7 +73,7 @@ class EngramTemplateReference(Struct):
     """UID of the referenced EngramTemplate for drift detection."""
 
 
-class ImpulseTemplateReference(Struct):
+class ImpulseTemplateReference(Struct, frozen=True):
     """ImpulseTemplateReference references a cluster-scoped ImpulseTemplate (no namespace)."""
 
     name: Annotated[str, F(min_length=1, max_length=253)]
@@ -81,7 +81,7 @@ class ImpulseTemplateReference(Struct):
     uid: str | None = None
 
 
-class TemplateReference(Struct):
+class TemplateReference(Struct, frozen=True):
     """TemplateReference represents a reference to a cluster-scoped template."""
 
     name: Name

@@ -132,7 +132,7 @@ class ResourceInfo:
         return f"{self.plural}.{self.group}"
 
 
-class Struct(msgspec.Struct, rename="camel", omit_defaults=True):
+class Struct(msgspec.Struct, rename="camel", omit_defaults=True, frozen=True):
     """Base of every API Struct: camelCase JSON names, defaults omitted, unknown fields ignored.
 
     `omit_defaults` makes an encoded object carry only the fields we set, which is exactly what a

@@ -46,7 +46,7 @@ PositiveInt32 = Annotated[Int32, F(minimum=1)]
 Percent = Annotated[Int32, F(minimum=0, maximum=100)]
 
 
-class TransportBufferSettings(Struct):
+class TransportBufferSettings(Struct, frozen=True):
     """Limits of the hub's per-downstream buffer and what to drop when it is full."""
 
     max_messages: NonNegativeInt32 | None = None
@@ -59,14 +59,14 @@ class TransportBufferSettings(Struct):
     """Which end of the buffer loses messages on overflow."""
 
 
-class TransportBackpressureSettings(Struct):
+class TransportBackpressureSettings(Struct, frozen=True):
     """Backpressure configuration."""
 
     buffer: TransportBufferSettings | None = None
     """Buffer limits and overflow behaviour."""
 
 
-class TransportFlowCredits(Struct):
+class TransportFlowCredits(Struct, frozen=True):
     """A credit window in messages and bytes."""
 
     messages: NonNegativeInt32 | None = None
@@ -75,7 +75,7 @@ class TransportFlowCredits(Struct):
     """Window size in bytes."""
 
 
-class TransportFlowAckSettings(Struct):
+class TransportFlowAckSettings(Struct, frozen=True):
     """How often acknowledgements (credits) are sent back upstream."""
 
     messages: NonNegativeInt32 | None = None
@@ -86,14 +86,14 @@ class TransportFlowAckSettings(Struct):
     """Longest gap between acknowledgements, as a duration string such as "250ms"."""
 
 
-class TransportFlowThreshold(Struct):
+class TransportFlowThreshold(Struct, frozen=True):
     """A buffer fill level."""
 
     buffer_pct: Percent | None = None
     """Fill level in percent (0-100)."""
 
 
-class TransportFlowControlSettings(Struct):
+class TransportFlowControlSettings(Struct, frozen=True):
     """Credit- or window-based flow control and acknowledgement pacing."""
 
     mode: FlowControlMode | None = None
@@ -108,7 +108,7 @@ class TransportFlowControlSettings(Struct):
     """Fill level at which upstream resumes."""
 
 
-class TransportReplaySettings(Struct):
+class TransportReplaySettings(Struct, frozen=True):
     """Where replay data is kept and for how long."""
 
     mode: ReplayMode | None = None
@@ -119,7 +119,7 @@ class TransportReplaySettings(Struct):
     """How often checkpoints are written, as a duration string such as "1s"."""
 
 
-class TransportDeliverySettings(Struct):
+class TransportDeliverySettings(Struct, frozen=True):
     """Ordering, delivery guarantee and replay."""
 
     ordering: OrderingMode | None = None
@@ -130,14 +130,14 @@ class TransportDeliverySettings(Struct):
     """Replay and retention."""
 
 
-class TransportRoutingRuleTarget(Struct):
+class TransportRoutingRuleTarget(Struct, frozen=True):
     """The downstream steps a routing rule applies to."""
 
     steps: list[str] | None = None
     """Downstream step names; empty means every downstream step."""
 
 
-class TransportRoutingRule(Struct):
+class TransportRoutingRule(Struct, frozen=True):
     """A conditional filter on downstream selection, evaluated per packet."""
 
     name: str | None = None
@@ -150,7 +150,7 @@ class TransportRoutingRule(Struct):
     """Downstream steps the rule applies to."""
 
 
-class TransportRoutingSettings(Struct):
+class TransportRoutingSettings(Struct, frozen=True):
     """Topology (hub or peer-to-peer) and fan-out policy."""
 
     mode: RoutingMode | None = None
@@ -163,7 +163,7 @@ class TransportRoutingSettings(Struct):
     """Conditional routing filters."""
 
 
-class TransportLane(Struct):
+class TransportLane(Struct, frozen=True):
     """A named lane with optional per-lane buffer caps."""
 
     name: Annotated[str, F(min_length=1, pattern=DNS_LABEL_PATTERN)]
@@ -180,7 +180,7 @@ class TransportLane(Struct):
     """Buffered byte cap, per downstream."""
 
 
-class TransportFanInSettings(Struct):
+class TransportFanInSettings(Struct, frozen=True):
     """How several upstream steps are joined into one."""
 
     mode: FanInMode | None = None
@@ -193,7 +193,7 @@ class TransportFanInSettings(Struct):
     """Most joins kept in memory at once."""
 
 
-class TransportPartitioningSettings(Struct):
+class TransportPartitioningSettings(Struct, frozen=True):
     """How partition ids are assigned to stream envelopes."""
 
     mode: PartitionMode | None = None
@@ -206,7 +206,7 @@ class TransportPartitioningSettings(Struct):
     """Keep an existing partition assignment."""
 
 
-class TransportLifecycleSettings(Struct):
+class TransportLifecycleSettings(Struct, frozen=True):
     """Drain and cutover behaviour of streaming steps during upgrades."""
 
     strategy: TransportUpgradeStrategy | None = None
@@ -217,14 +217,14 @@ class TransportLifecycleSettings(Struct):
     """Most in-flight messages allowed during an upgrade."""
 
 
-class TransportMetricsSettings(Struct):
+class TransportMetricsSettings(Struct, frozen=True):
     """Metrics switch."""
 
     enabled: bool | None = None
     """Emit metrics (on by default)."""
 
 
-class TransportTracingSettings(Struct):
+class TransportTracingSettings(Struct, frozen=True):
     """Tracing options."""
 
     enabled: bool | None = None
@@ -235,7 +235,7 @@ class TransportTracingSettings(Struct):
     """Sampling policy name, e.g. "rate" or "rules"."""
 
 
-class TransportWatermarkSettings(Struct):
+class TransportWatermarkSettings(Struct, frozen=True):
     """Event-time watermark tracking."""
 
     enabled: bool | None = None
@@ -244,7 +244,7 @@ class TransportWatermarkSettings(Struct):
     """Where event time is read from, e.g. "metadata.event_time_ms"."""
 
 
-class TransportObservabilitySettings(Struct):
+class TransportObservabilitySettings(Struct, frozen=True):
     """Metrics, tracing and watermarks."""
 
     metrics: TransportMetricsSettings | None = None
@@ -255,7 +255,7 @@ class TransportObservabilitySettings(Struct):
     """Event-time watermark and lag tracking."""
 
 
-class TransportRecordingSettings(Struct):
+class TransportRecordingSettings(Struct, frozen=True):
     """Optional recording or sampling of the stream."""
 
     mode: RecordingMode | None = None
@@ -268,7 +268,7 @@ class TransportRecordingSettings(Struct):
     """JSON field paths blanked before recording, e.g. "payload.api_key"."""
 
 
-class TransportStreamingSettings(Struct):
+class TransportStreamingSettings(Struct, frozen=True):
     """Streaming policies of a transport."""
 
     backpressure: TransportBackpressureSettings | None = None

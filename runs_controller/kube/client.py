@@ -9,6 +9,7 @@ into the caller's Struct. Watches get a per-read inactivity timeout instead of a
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,8 +39,8 @@ from runs_controller.kube.request import (
     watch_query,
 )
 from runs_controller.kube.retry import Failure, RetryPolicy, retry_delay
+from runs_controller.kube.throttle import TokenBucket
 from runs_controller.kube.watch import DEFAULT_MAX_LINE, WatchStream
-from runs_controller.runtime.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     import builtins
@@ -69,6 +70,14 @@ class RequestLimiter(Protocol):
     """A client-side limiter: `acquire` waits for permission and returns the seconds waited."""
 
     async def acquire(self) -> float: ...
+
+
+class WriteGuard(Protocol):
+    """Fencing for writes: asked before every attempt of every non-GET request."""
+
+    def check_write(self, verb: str, path: str) -> float:
+        """The seconds a write may still take, or raise `WriteFenced` to refuse it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -159,11 +168,22 @@ class KubeClient:
         self._sleep = sleep
         self._host = config.host_label
         self._base = config.host
-        self._session: aiohttp.ClientSession | None = None
+        self._connection = _Connection(config, options)
         self._request_timeout = aiohttp.ClientTimeout(
             total=options.request_timeout, sock_connect=options.connect_timeout
         )
         self._base_headers = {"Accept": JSON, "User-Agent": options.user_agent}
+        self._guard: WriteGuard | None = None
+
+    def with_write_guard(self, guard: WriteGuard) -> KubeClient:
+        """A view of this client whose writes `guard` must allow first (leader fencing).
+
+        The view shares the connection pool, limiter and metrics; close the original client,
+        not the view. Reads are never guarded.
+        """
+        view = copy.copy(self)
+        view._guard = guard
+        return view
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -180,19 +200,10 @@ class KubeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._connection.close()
 
     def _open(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None or session.closed:
-            ssl_setting: Any = self.config.ssl_context if self.config.ssl_context else True
-            connector = aiohttp.TCPConnector(limit=self.options.connection_limit, ssl=ssl_setting)
-            session = self._session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, timeout=self._request_timeout
-            )
-        return session
+        return self._connection.session(self._request_timeout)
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -479,6 +490,13 @@ class KubeClient:
             if self._limiter is not None and stream_timeout is None:
                 await self._throttle(verb)
             headers = await self._headers(content_type if body is not None else None)
+            if self._guard is not None and not idempotent:
+                # Asked last, right before the request leaves: no wait can come after it.
+                allowed = self._guard.check_write(verb, path)
+                timeout = aiohttp.ClientTimeout(
+                    total=min(self.options.request_timeout, allowed),
+                    sock_connect=self.options.connect_timeout,
+                )
             started = time.perf_counter()
             try:
                 response = await session.request(
@@ -559,6 +577,30 @@ class KubeClient:
         await self._sleep(delay)
 
 
+class _Connection:
+    """The aiohttp session (connection pool) behind a client and its guarded views."""
+
+    def __init__(self, config: ClusterConfig, options: ClientOptions) -> None:
+        self._config = config
+        self._options = options
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            ssl_setting: Any = self._config.ssl_context if self._config.ssl_context else True
+            connector = aiohttp.TCPConnector(limit=self._options.connection_limit, ssl=ssl_setting)
+            session = self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, timeout=timeout
+            )
+        return session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
 def _namespace(rt: ResourceType, namespace: str | None) -> str | None:
     if rt.namespaced and not namespace:
         raise ValueError(f"{rt.kind} is namespaced: a namespace is required")
@@ -581,4 +623,12 @@ def _transport_error(
     return TransportError(message)
 
 
-__all__ = ["Body", "ClientOptions", "KubeClient", "RequestLimiter", "classify", "with_type_meta"]
+__all__ = [
+    "Body",
+    "ClientOptions",
+    "KubeClient",
+    "RequestLimiter",
+    "WriteGuard",
+    "classify",
+    "with_type_meta",
+]

@@ -24,6 +24,14 @@ class TransportTimeout(TransportError):
     """
 
 
+class WriteFenced(KubeError):
+    """A write was refused before it was sent: this replica is not (safely) the leader anymore.
+
+    Nothing reached the apiserver. The reconcile that tried it must stop; the next leader
+    redoes the work from what it observes.
+    """
+
+
 class ProtocolError(KubeError):
     """The apiserver answered 2xx with a body we could not decode (malformed JSON, wrong type)."""
 

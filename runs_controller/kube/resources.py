@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runs_controller.api.bubustack.engram import ENGRAM
+from runs_controller.api.bubustack.story import STORY
+from runs_controller.api.catalog.engramtemplate import ENGRAM_TEMPLATE
+from runs_controller.api.runs.effectclaim import EFFECT_CLAIM
+from runs_controller.api.runs.steprun import STEP_RUN
+from runs_controller.api.runs.storyrun import STORY_RUN
+from runs_controller.api.runs.storytrigger import STORY_TRIGGER
+
 if TYPE_CHECKING:
     from runs_controller.api.schema import ResourceInfo
 
@@ -55,3 +63,16 @@ CORE_EVENTS = ResourceType("", "v1", "events", "Event")
 EVENTS = ResourceType("events.k8s.io", "v1", "events", "Event")
 JOBS = ResourceType("batch", "v1", "jobs", "Job")
 LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease")
+
+
+def _crd(info: ResourceInfo) -> ResourceType:
+    return ResourceType.from_info(info)
+
+
+STORY_RUNS = _crd(STORY_RUN)
+STEP_RUNS = _crd(STEP_RUN)
+STORY_TRIGGERS = _crd(STORY_TRIGGER)
+EFFECT_CLAIMS = _crd(EFFECT_CLAIM)
+STORIES = _crd(STORY)
+ENGRAMS = _crd(ENGRAM)
+ENGRAM_TEMPLATES = _crd(ENGRAM_TEMPLATE)

@@ -133,6 +133,8 @@ class WorkqueueMetrics:
 class ControllerMetrics:
     reconcile_total: Counter
     reconcile_errors: Counter
+    terminal_errors: Counter
+    timeouts: Counter
     reconcile_time: Histogram
     active_workers: Gauge
     max_concurrent_reconciles: Gauge
@@ -149,6 +151,18 @@ class ControllerMetrics:
             reconcile_errors=Counter(
                 "controller_runtime_reconcile_errors_total",
                 "Total number of reconciliation errors per controller",
+                ["controller"],
+                registry=registry,
+            ),
+            terminal_errors=Counter(
+                "controller_runtime_terminal_reconcile_errors_total",
+                "Total number of terminal reconciliation errors per controller",
+                ["controller"],
+                registry=registry,
+            ),
+            timeouts=Counter(
+                "controller_runtime_reconcile_timeouts_total",
+                "Total number of reconciliation timeouts per controller",
                 ["controller"],
                 registry=registry,
             ),
@@ -195,4 +209,71 @@ class LeaderElectionMetrics:
                 ["name"],
                 registry=registry,
             ),
+        )
+
+
+@dataclass(frozen=True)
+class InformerMetrics:
+    decode_errors: Counter
+    undecodable: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> InformerMetrics:
+        return cls(
+            decode_errors=Counter(
+                "runs_controller_informer_decode_errors_total",
+                "Objects (versions) left out of an informer's cache because they do not decode "
+                "into the controller's types.",
+                ["informer"],
+                registry=registry,
+            ),
+            undecodable=Gauge(
+                "runs_controller_informer_undecodable_objects",
+                "Objects currently left out of an informer's cache because they do not decode.",
+                ["informer"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class WriterMetrics:
+    status_writes: Counter
+    fenced_writes: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> WriterMetrics:
+        return cls(
+            status_writes=Counter(
+                "runs_controller_status_writes_total",
+                "Status applies by kind and result: sent, or skipped because the observed status "
+                "already equals the desired one.",
+                ["controller", "kind", "result"],
+                registry=registry,
+            ),
+            fenced_writes=Counter(
+                "runs_controller_fenced_writes_total",
+                "Writes refused because this replica is no longer (safely) the leader.",
+                ["verb"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeMetrics:
+    """Every runtime metric group, created once per registry."""
+
+    controller: ControllerMetrics
+    workqueue: WorkqueueMetrics
+    informer: InformerMetrics
+    writer: WriterMetrics
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> RuntimeMetrics:
+        return cls(
+            controller=ControllerMetrics.create(registry),
+            workqueue=WorkqueueMetrics.create(registry),
+            informer=InformerMetrics.create(registry),
+            writer=WriterMetrics.create(registry),
         )

@@ -11,7 +11,9 @@ One elector per process competes for a coordination.k8s.io/v1 Lease:
 * if no renewal succeeds within `renew_deadline` of the last good one, the guarded work is
   cancelled at once: another replica may take over as soon as the Lease expires.
 
-Leadership is not fencing (client-go says so too): writes that must not happen twice need their
+Leadership alone is not fencing (client-go says so too). `write_window()` tells how long this
+replica may still write (until the renew deadline of its last good renewal); `fencing.LeaderFence`
+puts it in front of every controller write. Writes that must not happen twice still need their
 own preconditions (resourceVersion, EffectClaim leases).
 
 Usage, with the shutdown order of runtime-notes §6.6::
@@ -239,6 +241,17 @@ class LeaderElector:
     def is_leader(self) -> bool:
         """True while `lead()` may run: from acquisition until loss or the end of `run()`."""
         return self._leading
+
+    def write_window(self) -> float:
+        """Seconds from now during which this replica may still write as the leader.
+
+        Counted from the start of the last successful renewal plus the renew deadline: before
+        any other replica can consider the Lease expired (leaseDuration > renewDeadline, both on
+        local clocks). 0 when not leading.
+        """
+        if not self._leading:
+            return 0.0
+        return self._renewed_at + self.config.renew_deadline - self._clock()
 
     @property
     def observed_holder(self) -> str | None:

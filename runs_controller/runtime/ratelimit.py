@@ -1,4 +1,4 @@
-"""Rate limiters with client-go's `workqueue` semantics, plus a reusable token bucket.
+"""Rate limiters with client-go's `workqueue` semantics.
 
 All delays are in seconds. Limiters are pure, synchronous objects: anything time-dependent
 takes an injected clock, so tests never wait for real time.
@@ -6,18 +6,16 @@ takes an injected clock, so tests never wait for real time.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-import anyio
+from runs_controller.kube.throttle import TokenBucket
 
 K = TypeVar("K", bound=Hashable)
 K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
 
 Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class RateLimiter(Protocol[K_contra]):
@@ -34,60 +32,6 @@ class RateLimiter(Protocol[K_contra]):
     def num_requeues(self, item: K_contra) -> int:
         """How many failures have been recorded for `item`."""
         ...
-
-
-class TokenBucket:
-    """A token bucket with reservation semantics (Go's `rate.Limiter.Reserve`).
-
-    It starts full (`burst` tokens) and refills at `qps` tokens/s up to `burst`. Every
-    reservation takes one token right away, even if that drives the balance negative; the
-    caller then waits until its token exists. So a burst goes through at once and further
-    calls are spaced 1/qps apart. `qps=math.inf` never delays.
-    """
-
-    def __init__(
-        self,
-        qps: float,
-        burst: int,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = anyio.sleep,
-    ) -> None:
-        if not qps > 0:
-            raise ValueError(f"qps must be > 0, got {qps!r}")
-        if burst < 1:
-            raise ValueError(f"burst must be >= 1, got {burst!r}")
-        self.qps = qps
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._last: float | None = None
-
-    def reserve(self) -> float:
-        """Take a token now and return how long the caller must wait before using it."""
-        if math.isinf(self.qps):
-            return 0.0
-        now = self._clock()
-        if self._last is not None:
-            elapsed = max(0.0, now - self._last)
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.qps)
-        self._last = now
-        self._tokens -= 1.0
-        return -self._tokens / self.qps if self._tokens < 0 else 0.0
-
-    async def acquire(self) -> float:
-        """Reserve a token and sleep until it is due; return the time waited.
-
-        A cancelled wait keeps its token (no refund), which only makes later callers a
-        little more conservative.
-        """
-        delay = self.reserve()
-        if delay > 0:
-            await self._sleep(delay)
-        else:
-            await anyio.lowlevel.checkpoint()
-        return delay
 
 
 class ItemExponentialFailureRateLimiter(Generic[K]):

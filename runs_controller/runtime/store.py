@@ -4,13 +4,23 @@ Reconcilers read from here instead of listing the apiserver. Indexes map an obje
 more values (its namespace, a label value, its owners' UIDs, anything a function derives) and
 are maintained on every write, so `by_index` is a dictionary lookup.
 One event loop owns a store; there is no locking.
+
+Cached objects are shared, not copied (a copy per read costs 20-30 us for a StepRun, a
+`deepcopy` ten times that): the API Structs are frozen, so a reconciler cannot assign to a
+field, and with `RUNS_CONTROLLER_VERIFY_CACHE=1` (the test suite sets it) every object is
+fingerprinted when stored and checked when it is read, replaced or removed, so an in-place edit
+of a nested dict or list fails the test that made it with `CacheMutated`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+from runs_controller.api.codec import encode
 
 if TYPE_CHECKING:
     from runs_controller.api.meta import ObjectMeta
@@ -25,6 +35,20 @@ T = TypeVar("T", bound=HasMetadata)
 IndexFunc = Callable[[T], Iterable[str]]
 
 NAMESPACE_INDEX = "namespace"
+VERIFY_ENV = "RUNS_CONTROLLER_VERIFY_CACHE"
+"""Set to 1 to fingerprint cached objects and catch in-place edits (tests do)."""
+
+
+class CacheMutated(AssertionError):
+    """A cached object was changed in place: some code edited what it should only read."""
+
+
+def verify_by_default() -> bool:
+    return os.environ.get(VERIFY_ENV, "") == "1"
+
+
+def fingerprint(obj: object) -> bytes:
+    return hashlib.blake2b(encode(obj), digest_size=16).digest()
 
 
 def object_key(namespace: str | None, name: str) -> str:
@@ -80,8 +104,12 @@ def resource_version(obj: HasMetadata) -> str | None:
 class Store(Generic[T]):
     """Objects by key plus indexes; `replace` computes the deltas of a relist."""
 
-    def __init__(self, indexers: dict[str, IndexFunc[T]] | None = None) -> None:
+    def __init__(
+        self, indexers: dict[str, IndexFunc[T]] | None = None, *, verify: bool | None = None
+    ) -> None:
         self._items: dict[str, T] = {}
+        self.verify = verify_by_default() if verify is None else verify
+        self._prints: dict[str, bytes] = {}
         self._indexers: dict[str, IndexFunc[T]] = {NAMESPACE_INDEX: index_by_namespace}
         self._indexers.update(indexers or {})
         self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
@@ -98,18 +126,36 @@ class Store(Generic[T]):
         return key in self._items
 
     def get(self, key: str) -> T | None:
-        return self._items.get(key)
+        obj = self._items.get(key)
+        if self.verify and obj is not None:
+            self._check(key, obj)
+        return obj
 
     def keys(self) -> list[str]:
         return list(self._items)
 
     def objects(self) -> list[T]:
+        if self.verify:
+            self.check_all()
         return list(self._items.values())
 
     def by_index(self, index: str, value: str) -> list[T]:
         """Objects whose index function produced `value` (KeyError for an unknown index)."""
         keys = self._indexes[index].get(value, ())
-        return [self._items[key] for key in sorted(keys)]
+        found = [self._items[key] for key in sorted(keys)]
+        if self.verify:
+            for key, obj in zip(sorted(keys), found, strict=True):
+                self._check(key, obj)
+        return found
+
+    def check_all(self) -> None:
+        """Raise `CacheMutated` if any cached object changed since it was stored."""
+        for key, obj in self._items.items():
+            self._check(key, obj)
+
+    def _check(self, key: str, obj: T) -> None:
+        if self._prints.get(key) != fingerprint(obj):
+            raise CacheMutated(f"cached object {key} was modified in place")
 
     def index_values(self, index: str) -> list[str]:
         return sorted(self._indexes[index])
@@ -118,6 +164,10 @@ class Store(Generic[T]):
         """Add or replace an object; returns the previous version, if any."""
         key = key_of(obj)
         old = self._items.get(key)
+        if self.verify:
+            if old is not None:
+                self._check(key, old)
+            self._prints[key] = fingerprint(obj)
         self._items[key] = obj
         self._reindex(key, obj)
         return old
@@ -125,6 +175,9 @@ class Store(Generic[T]):
     def delete(self, key: str) -> T | None:
         old = self._items.pop(key, None)
         if old is not None:
+            if self.verify:
+                self._check(key, old)
+                del self._prints[key]
             self._reindex(key, None)
         return old
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from runs_controller.runtime.store import VERIFY_ENV
 from runs_controller.testing.binaries import BinariesNotFoundError
 from runs_controller.testing.controlplane import ControlPlane, ControlPlaneConfig, ControlPlaneError
 
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from runs_controller.testing.rest import HarnessClient
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every informer cache in the test session (and in processes it starts) fingerprints its
+    objects, so a test whose code edits a cached object in place fails with CacheMutated."""
+    os.environ.setdefault(VERIFY_ENV, "1")
 
 
 def start_control_plane_or_fail(config: ControlPlaneConfig | None = None) -> ControlPlane:

@@ -65,3 +65,12 @@ async def poll_until_async(
                 delay = min(delay * 2, max_interval)
     except TimeoutError:
         raise WaitTimeoutError(f"timed out after {within:.0f}s waiting for {what}") from None
+
+
+async def wait_until(condition: Callable[[], bool], *, within: float, what: str) -> None:
+    """`poll_until_async` for a plain predicate (state the test reads, no I/O)."""
+
+    async def probe() -> bool | None:
+        return True if condition() else None
+
+    await poll_until_async(probe, within=within, what=what)

@@ -22,8 +22,7 @@ from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.resources import CONFIG_MAPS
 from runs_controller.observability.logging import configure_logging
 from runs_controller.observability.metrics import LeaderElectionMetrics
-from runs_controller.runtime.controller import Controller, Result
-from runs_controller.runtime.informer import Event
+from runs_controller.runtime.builder import ControllerBuilder
 from runs_controller.runtime.leaderelection import (
     KubeLeaseLock,
     LeaderElectionConfig,
@@ -31,9 +30,23 @@ from runs_controller.runtime.leaderelection import (
     LeadershipLost,
 )
 from runs_controller.runtime.manager import Manager, ManagerOptions
-from runs_controller.runtime.store import key_of
+from runs_controller.runtime.reconciler import Request, Result
 
 log = structlog.get_logger("manager_app")
+
+
+class SlowReconciler:
+    """Logs when each reconcile starts and finishes; takes `seconds` in between."""
+
+    def __init__(self, identity: str, seconds: float) -> None:
+        self.identity = identity
+        self.seconds = seconds
+
+    async def reconcile(self, request: Request) -> Result:
+        log.info("reconcile_started", identity=self.identity, object=request.key)
+        await anyio.sleep(self.seconds)
+        log.info("reconcile_finished", identity=self.identity, object=request.key)
+        return Result()
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -60,23 +73,13 @@ async def main(args: argparse.Namespace) -> int:
                 metrics_address="127.0.0.1:0",
                 health_address="127.0.0.1:0",
                 graceful_shutdown_timeout=args.graceful_timeout,
+                namespaces=(args.namespace,),
+                workers=1,
             ),
         )
-        informer = manager.informers.get(CONFIG_MAPS, ConfigMap, namespace=args.namespace)
-
-        async def reconcile(key: str) -> Result:
-            log.info("reconcile_started", identity=args.identity)
-            await anyio.sleep(args.reconcile_seconds)
-            log.info("reconcile_finished", identity=args.identity)
-            return Result()
-
-        controller = Controller("configmaps", reconcile)
-
-        def enqueue(event: Event[ConfigMap]) -> None:
-            controller.enqueue(key_of(event.obj))
-
-        informer.add_handler(enqueue)
-        manager.add_controller(controller)
+        builder = ControllerBuilder(manager, "configmaps")
+        builder.for_(CONFIG_MAPS, ConfigMap)
+        builder.complete(SlowReconciler(args.identity, args.reconcile_seconds))
         lost = False
         try:
             await manager.run()

@@ -16,9 +16,8 @@ from typing import Any, Literal
 
 import pytest
 
-from runs_controller.testing import HarnessClient, install_crds
+from runs_controller.testing import HarnessClient
 from tests.integration.crd_helpers import info_of, resource_path
-from tests.paths import CRD_DIR
 
 Obj = dict[str, Any]
 NOW = datetime.datetime(2026, 11, 28, 14, 0, 0, tzinfo=datetime.UTC)
@@ -808,11 +807,6 @@ CASES = [
         "may not be more than 512",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def crds(admin_client: HarnessClient) -> list[str]:
-    return install_crds(admin_client, [CRD_DIR], timeout=120)
 
 
 def _new_object(kind: str) -> Obj:

@@ -12,16 +12,10 @@ import pytest
 
 from runs_controller.api.codec import decode, encode
 from runs_controller.api.kinds import ALL_KINDS, BY_KIND
-from runs_controller.testing import HarnessClient, find_binary, install_crds
+from runs_controller.testing import HarnessClient, find_binary
 from tests.integration.crd_helpers import create, info_of, resource_path, sample
-from tests.paths import CRD_DIR
 
 NOW = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture(scope="module")
-def crds(admin_client: HarnessClient) -> list[str]:
-    return install_crds(admin_client, [CRD_DIR], timeout=120)
 
 
 def test_every_generated_crd_is_established(crds: list[str]) -> None:

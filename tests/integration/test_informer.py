@@ -7,22 +7,32 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
+import msgspec
 import pytest
+from prometheus_client import CollectorRegistry
 
 from runs_controller.api.k8s import ConfigMap
+from runs_controller.api.meta import ObjectMeta
 from runs_controller.kube.client import ClientOptions, KubeClient
 from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.resources import CONFIG_MAPS
+from runs_controller.observability.metrics import InformerMetrics
 from runs_controller.runtime.backoff import Backoff
-from runs_controller.runtime.informer import Event, Informer, InformerOptions
+from runs_controller.runtime.informer import (
+    FIELD_MANAGER,
+    Event,
+    Informer,
+    InformerOptions,
+    SharedInformers,
+)
 from runs_controller.runtime.store import index_by_label
 from runs_controller.testing import ControlPlane, ControlPlaneConfig, HarnessClient
 from runs_controller.testing.proxy import TcpProxy
 from runs_controller.testing.pytest_plugin import start_control_plane_or_fail
-from runs_controller.testing.wait import poll_until_async
+from runs_controller.testing.wait import poll_until_async, wait_until
 
 
 def _configmap(name: str, value: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -252,3 +262,132 @@ async def test_compaction_forces_a_relist_that_includes_deletes(
             await _await_cache_equals_list(informer, admin, namespace)
             assert informer.lists >= 2  # the 410 made it relist
             assert "remove" in deleted
+
+
+class ShortValues(msgspec.Struct, frozen=True):
+    """A ConfigMap as a stricter (say, newer) reader sees it: values of at most 3 characters.
+
+    The apiserver stores any string, so a longer value plays an object our Struct cannot read.
+    """
+
+    metadata: ObjectMeta | None = None
+    data: dict[str, Annotated[str, msgspec.Meta(max_length=3)]] | None = None
+
+
+async def test_objects_that_do_not_decode_are_left_out_and_the_rest_flows(
+    kubeconfig: Path, admin_client: HarnessClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    admin_client.create(path, _configmap("good", "1"))
+    admin_client.create(path, _configmap("bad", "too long"))
+    registry = CollectorRegistry()
+    events: list[tuple[str, str]] = []
+    async with _client(kubeconfig) as client:
+        informer = Informer(
+            client,
+            CONFIG_MAPS,
+            ShortValues,
+            options=InformerOptions(namespace),
+            metrics=InformerMetrics.create(registry),
+        )
+
+        def record(event: Event[ShortValues]) -> None:
+            assert event.obj.metadata is not None
+            events.append((event.type, event.obj.metadata.name or ""))
+
+        informer.add_handler(record)
+        async with _running(informer):
+            # The LIST path: one bad object does not keep the cache from syncing.
+            assert informer.store.keys() == [f"{namespace}/good"]
+            assert list(informer.undecodable) == [f"{namespace}/bad"]
+            assert (
+                "max_length" in informer.undecodable[f"{namespace}/bad"]
+                or "length" in (informer.undecodable[f"{namespace}/bad"])
+            )
+
+            # The WATCH path: an object that turns bad leaves the cache with a delete event.
+            current = admin_client.get(f"{path}/good")
+            current["data"] = {"v": "now too long"}
+            admin_client.replace(f"{path}/good", current)
+            await wait_until(
+                lambda: ("deleted", "good") in events,
+                within=30,
+                what="the undecodable update to remove the cached object",
+            )
+            # Meanwhile other objects keep flowing, and a fixed object comes back.
+            admin_client.create(path, _configmap("later", "2"))
+            fixed = admin_client.get(f"{path}/bad")
+            fixed["data"] = {"v": "ok"}
+            admin_client.replace(f"{path}/bad", fixed)
+            await wait_until(
+                lambda: sorted(informer.store.keys()) == [f"{namespace}/bad", f"{namespace}/later"],
+                within=30,
+                what="the new and the repaired object in the cache",
+            )
+            assert list(informer.undecodable) == [f"{namespace}/good"]
+            admin_client.delete(f"{path}/good")
+            await wait_until(
+                lambda: not informer.undecodable,
+                within=30,
+                what="the deleted bad object to be forgotten",
+            )
+    name = informer.name
+    assert (
+        registry.get_sample_value(
+            "runs_controller_informer_decode_errors_total", {"informer": name}
+        )
+        == 3
+    )  # bad (list), good turned bad, good's delete event
+    assert (
+        registry.get_sample_value(
+            "runs_controller_informer_undecodable_objects", {"informer": name}
+        )
+        == 0
+    )
+    assert ("added", "good") in events and ("added", "later") in events
+    assert ("added", "bad") in events  # the repaired object, as a new one
+    assert informer.lists == 1
+
+
+async def test_shared_informers_key_on_type_and_start_late_registrations(
+    kubeconfig: Path, admin_client: HarnessClient, namespace: str
+) -> None:
+    admin_client.create(f"/api/v1/namespaces/{namespace}/configmaps", _configmap("x", "1"))
+    async with _client(kubeconfig) as client:
+        shared = SharedInformers(client)
+        typed = shared.get(CONFIG_MAPS, ConfigMap, namespace=namespace)
+        assert shared.get(CONFIG_MAPS, ConfigMap, namespace=namespace) is typed
+        strict = shared.get(CONFIG_MAPS, ShortValues, namespace=namespace)
+        assert len(shared.all()) == 2  # another Struct type is another informer and cache
+        async with anyio.create_task_group() as group:
+            group.start_soon(shared.run)
+            with anyio.fail_after(60):
+                await typed.wait_for_sync()
+                await strict.wait_for_sync()
+            late = shared.get(CONFIG_MAPS, ConfigMap, namespace="default")
+            with anyio.fail_after(60):
+                await late.wait_for_sync()  # started although run() was already running
+            group.cancel_scope.cancel()
+    assert isinstance(typed.store.get(f"{namespace}/x"), ConfigMap)
+    assert isinstance(strict.store.get(f"{namespace}/x"), ShortValues)
+
+
+async def test_the_cache_keeps_only_our_managed_fields(
+    kubeconfig: Path, admin_client: HarnessClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    admin_client.create(path, _configmap("m", "1"))
+    async with _client(kubeconfig) as client:
+        await client.apply(
+            CONFIG_MAPS,
+            {"metadata": {"name": "m", "namespace": namespace}, "data": {"ours": "1"}},
+            type=ConfigMap,
+            field_manager=FIELD_MANAGER,
+        )
+        informer = Informer(client, CONFIG_MAPS, ConfigMap, options=InformerOptions(namespace))
+        async with _running(informer):
+            cached = informer.store.get(f"{namespace}/m")
+    assert cached is not None and cached.metadata is not None
+    entries = cached.metadata.managed_field_entries()
+    assert [e["manager"] for e in entries] == [FIELD_MANAGER]
+    assert entries[0]["fieldsV1"] == {"f:data": {"f:ours": {}}}

@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 import pytest
 from kubernetes_asyncio.config import incluster_config
 from prometheus_client import CollectorRegistry
@@ -45,6 +46,7 @@ from runs_controller.kube.errors import (
     Unauthorized,
 )
 from runs_controller.kube.resources import CONFIG_MAPS, LEASES, ResourceType
+from runs_controller.kube.throttle import TokenBucket
 from runs_controller.kube.watch import (
     ADDED,
     BOOKMARK,
@@ -57,11 +59,9 @@ from runs_controller.kube.watch import (
     event_object,
 )
 from runs_controller.observability.metrics import RestClientMetrics
-from runs_controller.runtime.ratelimit import TokenBucket
-from runs_controller.testing import ControlPlane, install_crds
+from runs_controller.testing import ControlPlane
 from runs_controller.testing.binaries import read_pinned_versions
 from runs_controller.testing.kubeconfig import render_kubeconfig, write_kubeconfig
-from tests.paths import CRD_DIR
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -74,7 +74,7 @@ SELF_SUBJECT_REVIEWS = ResourceType(
 MANAGER = "runs-controller-test"
 
 
-class UserInfo(Resource, kw_only=True):
+class UserInfo(Resource, kw_only=True, frozen=True):
     status: dict[str, Any] | None = None
 
 
@@ -97,11 +97,6 @@ def meta(obj: Resource) -> ObjectMeta:
 def sample_value(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:
     value = registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
-
-
-@pytest.fixture(scope="module")
-def crds(control_plane: ControlPlane) -> None:
-    install_crds(control_plane.admin, [CRD_DIR])
 
 
 @pytest.fixture
@@ -148,13 +143,13 @@ async def test_configmap_crud_with_compare_and_swap(client: KubeClient, namespac
     assert fetched.data == {"a": "1"}
     assert meta(fetched).resource_version == meta(created).resource_version
 
-    fetched.data = {"a": "2"}
+    fetched = msgspec.structs.replace(fetched, data={"a": "2"})
     replaced = await client.replace(CONFIG_MAPS, fetched, type=ConfigMap)
     assert replaced.data == {"a": "2"}
     assert meta(replaced).resource_version != meta(fetched).resource_version
 
     # The stale resourceVersion still in `fetched` makes the second replace lose the race.
-    fetched.data = {"a": "3"}
+    fetched = msgspec.structs.replace(fetched, data={"a": "3"})
     with pytest.raises(Conflict) as conflict:
         await client.replace(CONFIG_MAPS, fetched, type=ConfigMap)
     assert conflict.value.code == 409
@@ -174,7 +169,9 @@ async def test_lease_replace_is_compare_and_swap(client: KubeClient, namespace: 
     assert created.spec is not None
     assert created.spec.renew_time == now
 
-    created.spec.holder_identity = "b"
+    created = msgspec.structs.replace(
+        created, spec=msgspec.structs.replace(created.spec, holder_identity="b")
+    )
     renewed = await client.replace(LEASES, created, type=Lease)
     assert renewed.spec is not None
     assert renewed.spec.holder_identity == "b"
@@ -183,12 +180,14 @@ async def test_lease_replace_is_compare_and_swap(client: KubeClient, namespace: 
         await client.replace(LEASES, created, type=Lease)
 
 
-async def test_custom_resource_crud(client: KubeClient, namespace: str, crds: None) -> None:
+async def test_custom_resource_crud(client: KubeClient, namespace: str, crds: list[str]) -> None:
     created = await client.create(EFFECT_CLAIMS, claim("claim-a"), namespace, type=EffectClaim)
     assert created.api_version == "runs.bubustack.io/v1alpha1"
     assert created.spec.effect_key == "deliver"
 
-    created.spec.holder_identity = "worker-1"
+    created = msgspec.structs.replace(
+        created, spec=msgspec.structs.replace(created.spec, holder_identity="worker-1")
+    )
     replaced = await client.replace(EFFECT_CLAIMS, created, type=EffectClaim)
     assert replaced.spec.holder_identity == "worker-1"
 
@@ -229,7 +228,7 @@ async def test_apply_creates_updates_and_prunes_fields_it_no_longer_sends(
 
 
 async def test_apply_to_status_subresource_is_tracked_apart_and_prunes(
-    client: KubeClient, namespace: str, crds: None
+    client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await client.create(EFFECT_CLAIMS, claim("claim-s"), namespace, type=EffectClaim)
     status_patch: dict[str, Any] = {
@@ -351,7 +350,9 @@ async def test_delete_preconditions_and_propagation(client: KubeClient, namespac
 # ---- errors -------------------------------------------------------------------------------
 
 
-async def test_errors_map_to_typed_classes(client: KubeClient, namespace: str, crds: None) -> None:
+async def test_errors_map_to_typed_classes(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
     with pytest.raises(NotFound) as missing:
         await client.get(CONFIG_MAPS, "nope", namespace, type=ConfigMap)
     assert missing.value.reason == "NotFound"
@@ -495,7 +496,7 @@ async def test_periodic_bookmarks_only_when_allowed(
 
 
 async def test_watch_from_a_too_old_resource_version_is_a_410_error_event(
-    client: KubeClient, namespace: str, crds: None
+    client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     async with client.watch(EFFECT_CLAIMS, namespace, resource_version="1") as stream:
         event = await next_event(stream)

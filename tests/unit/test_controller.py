@@ -1,14 +1,31 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.lowlevel
 import pytest
 from prometheus_client import CollectorRegistry
 
+from runs_controller.kube.errors import WriteFenced
 from runs_controller.observability.metrics import ControllerMetrics
-from runs_controller.runtime.controller import Controller, Result
+from runs_controller.runtime.controller import Controller
+from runs_controller.runtime.reconciler import Request, Result, TerminalError
+
+
+class FnReconciler:
+    """A reconciler made of one async function of the request's name."""
+
+    def __init__(self, fn: Callable[[str], Awaitable[Result]]) -> None:
+        self.fn = fn
+
+    async def reconcile(self, request: Request) -> Result:
+        return await self.fn(request.name)
+
+
+def req(name: str) -> Request:
+    return Request("ns", name)
 
 
 def _metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -34,12 +51,12 @@ async def test_results_errors_and_metrics() -> None:
         return Result()
 
     controller = Controller(
-        "demo", reconcile, workers=2, metrics=ControllerMetrics.create(registry)
+        "demo", FnReconciler(reconcile), workers=2, metrics=ControllerMetrics.create(registry)
     )
     async with anyio.create_task_group() as group:
         group.start_soon(controller.run)
         for key in ("ok", "boom", "again", "later"):
-            controller.enqueue(key)
+            controller.enqueue(req(key))
         with anyio.fail_after(10):
             await done.wait()
         await controller.shutdown()
@@ -52,7 +69,7 @@ async def test_results_errors_and_metrics() -> None:
     assert _metric(registry, "controller_runtime_reconcile_errors_total", controller="demo") == 1
     assert _metric(registry, "controller_runtime_active_workers", controller="demo") == 0
     assert _metric(registry, "controller_runtime_max_concurrent_reconciles", controller="demo") == 2
-    assert controller.queue.num_requeues("boom") == 0  # forgotten after success
+    assert controller.queue.num_requeues(req("boom")) == 0  # forgotten after success
 
 
 async def test_one_key_is_never_reconciled_concurrently() -> None:
@@ -73,17 +90,17 @@ async def test_one_key_is_never_reconciled_concurrently() -> None:
             finished.set()
         return Result()
 
-    controller = Controller("c", reconcile, workers=4)
+    controller = Controller("c", FnReconciler(reconcile), workers=4)
     async with anyio.create_task_group() as group:
         group.start_soon(controller.run)
         for _ in range(20):
             for key in ("a", "b"):
-                controller.enqueue(key)
+                controller.enqueue(req(key))
             await anyio.lowlevel.checkpoint()
         with anyio.fail_after(10):
             while count < 3:
                 await anyio.lowlevel.checkpoint()
-        controller.enqueue("a")
+        controller.enqueue(req("a"))
         with anyio.fail_after(10):
             await anyio.wait_all_tasks_blocked()
         await controller.shutdown()
@@ -100,22 +117,131 @@ async def test_shutdown_lets_in_flight_reconciles_finish() -> None:
         finished.append(key)
         return Result()
 
-    controller = Controller("c", reconcile)
+    controller = Controller("c", FnReconciler(reconcile))
     async with anyio.create_task_group() as group:
         group.start_soon(controller.run)
-        controller.enqueue("slow")
+        controller.enqueue(req("slow"))
         await started.wait()
         group.start_soon(controller.shutdown)
         await anyio.wait_all_tasks_blocked()
-        controller.enqueue("after-shutdown")  # dropped: intake is closed
+        controller.enqueue(req("after-shutdown"))  # dropped: intake is closed
         release.set()
     assert finished == ["slow"]
 
 
-def test_needs_a_worker() -> None:
+async def test_no_queued_key_starts_after_shutdown() -> None:
+    """50 keys queued behind one in flight: shutdown lets the one finish and starts none."""
+    started: list[str] = []
+    release = anyio.Event()
+
+    async def reconcile(name: str) -> Result:
+        started.append(name)
+        await release.wait()
+        return Result()
+
+    controller = Controller("c", FnReconciler(reconcile), workers=1)
+    async with anyio.create_task_group() as group:
+        group.start_soon(controller.run)
+        for i in range(50):
+            controller.enqueue(req(f"k{i}"))
+        with anyio.fail_after(10):
+            while not started:
+                await anyio.lowlevel.checkpoint()
+        group.start_soon(controller.shutdown)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert started == ["k0"]
+
+
+async def test_a_terminal_error_is_not_retried_and_is_reported() -> None:
+    registry = CollectorRegistry()
+    calls: list[str] = []
+    reported: list[tuple[str, str, str]] = []
+
+    class Bad:
+        async def reconcile(self, request: Request) -> Result:
+            calls.append(request.name)
+            raise TerminalError("InvalidStory", f"story of {request.name} has a cycle")
+
+        async def report_terminal(self, request: Request, error: TerminalError) -> None:
+            reported.append((request.name, error.reason, error.message))
+
+    controller = Controller("c", Bad(), metrics=ControllerMetrics.create(registry))
+    async with anyio.create_task_group() as group:
+        group.start_soon(controller.run)
+        controller.enqueue(req("x"))
+        with anyio.fail_after(10):
+            while not reported:
+                await anyio.lowlevel.checkpoint()
+        await anyio.wait_all_tasks_blocked()
+        await controller.shutdown()
+    assert calls == ["x"]
+    assert reported == [("x", "InvalidStory", "story of x has a cycle")]
+    assert controller.queue.num_requeues(req("x")) == 0
+    assert len(controller.queue) == 0
+    assert (
+        _metric(registry, "controller_runtime_terminal_reconcile_errors_total", controller="c") == 1
+    )
+    assert (
+        _metric(registry, "controller_runtime_reconcile_total", controller="c", result="error") == 1
+    )
+
+
+async def test_a_reconcile_past_its_timeout_is_cancelled_and_retried() -> None:
+    registry = CollectorRegistry()
+    calls: Counter[str] = Counter()
+    done = anyio.Event()
+
+    async def reconcile(name: str) -> Result:
+        calls[name] += 1
+        if calls[name] == 1:
+            await anyio.sleep_forever()
+        done.set()
+        return Result()
+
+    controller = Controller(
+        "c",
+        FnReconciler(reconcile),
+        reconcile_timeout=0.05,
+        metrics=ControllerMetrics.create(registry),
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(controller.run)
+        controller.enqueue(req("hang"))
+        with anyio.fail_after(10):
+            await done.wait()
+        await controller.shutdown()
+    assert calls["hang"] == 2
+    assert _metric(registry, "controller_runtime_reconcile_timeouts_total", controller="c") == 1
+
+
+async def test_a_fenced_write_ends_the_reconcile_and_keeps_the_key() -> None:
+    calls: Counter[str] = Counter()
+    done = anyio.Event()
+
+    async def reconcile(name: str) -> Result:
+        calls[name] += 1
+        if calls[name] == 1:
+            raise WriteFenced("PATCH /x refused: this replica is not the leader")
+        done.set()
+        return Result()
+
+    controller = Controller("c", FnReconciler(reconcile))
+    async with anyio.create_task_group() as group:
+        group.start_soon(controller.run)
+        controller.enqueue(req("f"))
+        with anyio.fail_after(10):
+            await done.wait()
+        await controller.shutdown()
+    assert calls["f"] == 2
+
+
+def test_needs_a_worker_and_a_positive_timeout() -> None:
     with pytest.raises(ValueError, match="worker"):
-        Controller("c", lambda key: _never(), workers=0)
+        Controller("c", FnReconciler(_never), workers=0)
+    with pytest.raises(ValueError, match="reconcile_timeout"):
+        Controller("c", FnReconciler(_never), reconcile_timeout=0)
 
 
-async def _never() -> Result:
-    raise AssertionError
+async def _never(name: str) -> Result:
+    raise AssertionError(name)

@@ -11,14 +11,14 @@ from runs_controller.api.crdgen.structs import schema_for, struct_schema
 from runs_controller.api.schema import F, Int32, Int64, Rule, Struct
 
 
-class Inner(Struct):
+class Inner(Struct, frozen=True):
     """Inner is documented by its class docstring."""
 
     name: Annotated[str, F(min_length=1, pattern="^[a-z]+$")]
     """The name, documented by an attribute docstring."""
 
 
-class Outer(Struct):
+class Outer(Struct, frozen=True):
     """Outer has every kind of field."""
 
     __schema__ = F(rules=(Rule(rule="has(self.inner)", message="inner is required"),))

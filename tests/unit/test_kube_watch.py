@@ -12,7 +12,7 @@ from runs_controller.kube.errors import Gone, ProtocolError, ServerError
 from runs_controller.kube.watch import LineSplitter, decode_events, event_error, event_object
 
 
-class Thing(Resource, kw_only=True):
+class Thing(Resource, kw_only=True, frozen=True):
     data: dict[str, str] | None = None
 
 

@@ -7,13 +7,13 @@ from collections.abc import Hashable
 
 import pytest
 
+from runs_controller.kube.throttle import TokenBucket
 from runs_controller.runtime.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
     ItemFastSlowRateLimiter,
     MaxOfRateLimiter,
     RateLimiter,
-    TokenBucket,
     default_controller_rate_limiter,
     default_item_based_rate_limiter,
 )

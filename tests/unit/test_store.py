@@ -8,6 +8,8 @@ from runs_controller.api.runs.steprun import StepRun, StepRunSpec
 from runs_controller.runtime.store import (
     NAMESPACE_INDEX,
     OWNER_UID_INDEX,
+    VERIFY_ENV,
+    CacheMutated,
     Store,
     index_by_label,
     index_by_owner_uid,
@@ -90,3 +92,43 @@ def test_replace_reports_added_updated_deleted() -> None:
     assert [key_of(o) for o in changes.deleted] == ["ns/gone"]
     assert sorted(store.keys()) == ["ns/change", "ns/keep", "ns/new"]
     assert store.by_index("storyrun", "run-a") == store.by_index(NAMESPACE_INDEX, "ns")
+
+
+def test_cached_structs_are_frozen() -> None:
+    step = _step("a")
+    with pytest.raises(AttributeError):
+        step.metadata = None  # type: ignore[misc]
+    assert step.metadata is not None
+    with pytest.raises(AttributeError):
+        step.metadata.name = "b"  # type: ignore[misc]
+
+
+def test_verify_mode_catches_in_place_edits_of_nested_values() -> None:
+    store = Store[StepRun](verify=True)
+    store.upsert(_step("a"))
+    cached = store.get("ns/a")
+    assert cached is not None and cached.metadata is not None and cached.metadata.labels
+    cached.metadata.labels["bubustack.io/storyrun"] = "someone-else"  # a reconciler's bug
+    with pytest.raises(CacheMutated, match="ns/a"):
+        store.get("ns/a")
+    with pytest.raises(CacheMutated):
+        store.by_index(NAMESPACE_INDEX, "ns")
+    with pytest.raises(CacheMutated):
+        store.upsert(_step("a", rv="2"))
+
+
+def test_verify_mode_accepts_honest_replacements_and_deletes() -> None:
+    store = Store[StepRun](verify=True)
+    store.upsert(_step("a"))
+    store.upsert(_step("a", rv="2"))
+    store.replace([_step("b")])
+    assert store.keys() == ["ns/b"]
+    assert store.delete("ns/b") is not None
+    store.check_all()
+
+
+def test_verify_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(VERIFY_ENV, "1")
+    assert Store[StepRun]().verify
+    monkeypatch.setenv(VERIFY_ENV, "0")
+    assert not Store[StepRun]().verify

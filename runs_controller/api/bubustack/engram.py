@@ -29,7 +29,7 @@ _MODE_SCHEMA: dict[str, Any] = {
 }
 
 
-class EngramTLSSpec(Struct):
+class EngramTLSSpec(Struct, frozen=True):
     """EngramTLSSpec says where the TLS key pair of hybrid transports comes from."""
 
     secret_ref: LocalObjectReference | None = None
@@ -39,14 +39,14 @@ class EngramTLSSpec(Struct):
     unset)."""
 
 
-class EngramTransportSpec(Struct):
+class EngramTransportSpec(Struct, frozen=True):
     """EngramTransportSpec holds transport-level overrides of an Engram."""
 
     tls: EngramTLSSpec | None = None
     """TLS configures TLS secrets for hybrid transports."""
 
 
-class EngramSpec(Struct):
+class EngramSpec(Struct, frozen=True):
     """EngramSpec describes the desired behaviour of an Engram."""
 
     template_ref: EngramTemplateReference
@@ -69,7 +69,7 @@ class EngramSpec(Struct):
     """Transport holds transport-level overrides such as TLS."""
 
 
-class EngramStatus(Struct):
+class EngramStatus(Struct, frozen=True):
     """EngramStatus reports the observed state of an Engram's workload."""
 
     observed_generation: Int64 | None = None
@@ -98,7 +98,7 @@ class EngramStatus(Struct):
     """FailedExecutions counts runs that failed."""
 
 
-class Engram(Resource, kw_only=True):
+class Engram(Resource, kw_only=True, frozen=True):
     """Engram is the Schema for the engrams API."""
 
     spec: EngramSpec

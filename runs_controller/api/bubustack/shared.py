@@ -20,7 +20,7 @@ EmptyDirVolumeSource = Annotated[dict[str, Any], F(core="io.k8s.api.core.v1.Empt
 LocalObjectReference = Annotated[dict[str, Any], F(core="io.k8s.api.core.v1.LocalObjectReference")]
 
 
-class JobWorkloadConfig(Struct):
+class JobWorkloadConfig(Struct, frozen=True):
     """JobWorkloadConfig holds settings copied onto the batch/v1 Job spec."""
 
     parallelism: Int32 | None = None
@@ -35,7 +35,7 @@ class JobWorkloadConfig(Struct):
     """TTLSecondsAfterFinished is copied to the Job's spec.ttlSecondsAfterFinished."""
 
 
-class StatefulSetWorkloadConfig(Struct):
+class StatefulSetWorkloadConfig(Struct, frozen=True):
     """StatefulSetWorkloadConfig is the supported subset of StatefulSet settings."""
 
     service_name: str
@@ -44,7 +44,7 @@ class StatefulSetWorkloadConfig(Struct):
     """PodManagementPolicy is copied to the StatefulSet's spec.podManagementPolicy."""
 
 
-class ResourceRequests(Struct):
+class ResourceRequests(Struct, frozen=True):
     """ResourceRequests lists the minimum resources a workload needs."""
 
     cpu: str | None = None
@@ -52,7 +52,7 @@ class ResourceRequests(Struct):
     ephemeral_storage: str | None = None
 
 
-class ResourceLimits(Struct):
+class ResourceLimits(Struct, frozen=True):
     """ResourceLimits lists the maximum resources a workload may use."""
 
     cpu: str | None = None
@@ -60,7 +60,7 @@ class ResourceLimits(Struct):
     ephemeral_storage: str | None = None
 
 
-class PlacementPolicy(Struct):
+class PlacementPolicy(Struct, frozen=True):
     """PlacementPolicy holds pod scheduling constraints."""
 
     node_selector: dict[str, str] | None = None
@@ -71,7 +71,7 @@ class PlacementPolicy(Struct):
     """Affinity holds node and pod affinity rules."""
 
 
-class WorkloadResources(Struct):
+class WorkloadResources(Struct, frozen=True):
     """WorkloadResources holds resource requirements and placement of a workload."""
 
     requests: ResourceRequests | None = None
@@ -82,7 +82,7 @@ class WorkloadResources(Struct):
     """Placement holds pod scheduling constraints."""
 
 
-class RollingUpdateConfig(Struct):
+class RollingUpdateConfig(Struct, frozen=True):
     """RollingUpdateConfig holds rolling update parameters."""
 
     max_unavailable: str | None = None
@@ -92,7 +92,7 @@ class RollingUpdateConfig(Struct):
     """MaxSurge is how many extra pods may be created during an update (Deployments only)."""
 
 
-class UpdateStrategy(Struct):
+class UpdateStrategy(Struct, frozen=True):
     """UpdateStrategy says how a workload rolls out changes."""
 
     type: UpdateStrategyType | None = None
@@ -101,7 +101,7 @@ class UpdateStrategy(Struct):
     """RollingUpdate parameters, used when type is RollingUpdate."""
 
 
-class WorkloadSpec(Struct):
+class WorkloadSpec(Struct, frozen=True):
     """WorkloadSpec describes the kind of workload that backs a component."""
 
     mode: Annotated[WorkloadMode, F(default="job")] | None = None
@@ -116,7 +116,7 @@ class WorkloadSpec(Struct):
     """UpdateStrategy says how changes are rolled out."""
 
 
-class ServiceExposure(Struct):
+class ServiceExposure(Struct, frozen=True):
     """ServiceExposure customises the Service generated for a workload."""
 
     type: str | None = None
@@ -127,7 +127,7 @@ class ServiceExposure(Struct):
     """Annotations added to the Service metadata."""
 
 
-class RetryPolicy(Struct):
+class RetryPolicy(Struct, frozen=True):
     """RetryPolicy says how failed executions are retried."""
 
     max_retries: Annotated[Int32, F(default=3, minimum=0, maximum=10)] | None = None
@@ -142,7 +142,7 @@ class RetryPolicy(Struct):
     """Backoff is how the delay grows: exponential, linear or constant."""
 
 
-class WorkloadSecurity(Struct):
+class WorkloadSecurity(Struct, frozen=True):
     """WorkloadSecurity holds pod security settings."""
 
     run_as_non_root: bool | None = None
@@ -157,7 +157,7 @@ class WorkloadSecurity(Struct):
     """RequiredSecrets lists secrets the workload needs."""
 
 
-class ProbeOverrides(Struct):
+class ProbeOverrides(Struct, frozen=True):
     """ProbeOverrides turns off probes the template defines, per instance."""
 
     disable_liveness: bool | None = None
@@ -168,14 +168,14 @@ class ProbeOverrides(Struct):
     """DisableStartup turns off the startup probe."""
 
 
-class RBACRuleOverrides(Struct):
+class RBACRuleOverrides(Struct, frozen=True):
     """RBACRuleOverrides adds RBAC rules to the generated ServiceAccount."""
 
     rules: list[PolicyRule] | None = None
     """Rules are appended to the default Role."""
 
 
-class S3Authentication(Struct):
+class S3Authentication(Struct, frozen=True):
     """S3Authentication says how a workload authenticates to S3 (set one field)."""
 
     service_account_annotations: dict[str, str] | None = None
@@ -184,7 +184,7 @@ class S3Authentication(Struct):
     """SecretRef names a Secret with accessKeyID and secretAccessKey keys."""
 
 
-class S3StorageProvider(Struct):
+class S3StorageProvider(Struct, frozen=True):
     """S3StorageProvider configures an S3 (or S3-compatible) object store."""
 
     bucket: str
@@ -199,7 +199,7 @@ class S3StorageProvider(Struct):
     """UsePathStyle forces path-style addressing."""
 
 
-class FileStorageProvider(Struct):
+class FileStorageProvider(Struct, frozen=True):
     """FileStorageProvider configures a filesystem-backed store."""
 
     path: str | None = None
@@ -210,7 +210,7 @@ class FileStorageProvider(Struct):
     """EmptyDir is an ephemeral volume used when no claim is named."""
 
 
-class StoragePolicy(Struct):
+class StoragePolicy(Struct, frozen=True):
     """StoragePolicy configures object storage access."""
 
     s3: S3StorageProvider | None = None
@@ -221,7 +221,7 @@ class StoragePolicy(Struct):
     """TimeoutSeconds bounds storage operations."""
 
 
-class CachePolicy(Struct):
+class CachePolicy(Struct, frozen=True):
     """CachePolicy controls caching of step outputs."""
 
     enabled: bool | None = None
@@ -236,7 +236,7 @@ class CachePolicy(Struct):
     """TTLSeconds is how long entries stay valid (zero or less: forever)."""
 
 
-class ExecutionOverrides(Struct):
+class ExecutionOverrides(Struct, frozen=True):
     """ExecutionOverrides tunes execution of one instance over template and controller
     defaults."""
 
@@ -270,7 +270,7 @@ class ExecutionOverrides(Struct):
     """RBAC adds rules to the generated ServiceAccount's Role."""
 
 
-class ResourcePolicy(Struct):
+class ResourcePolicy(Struct, frozen=True):
     """ResourcePolicy holds concrete pod resource settings."""
 
     cpu_request: str | None = None
@@ -283,7 +283,7 @@ class ResourcePolicy(Struct):
     """MemoryLimit is the memory limit."""
 
 
-class SecurityPolicy(Struct):
+class SecurityPolicy(Struct, frozen=True):
     """SecurityPolicy holds concrete pod security settings."""
 
     run_as_non_root: bool | None = None
@@ -296,7 +296,7 @@ class SecurityPolicy(Struct):
     """RunAsUser is the user ID to run as."""
 
 
-class JobPolicy(Struct):
+class JobPolicy(Struct, frozen=True):
     """JobPolicy holds Job and run-retention settings."""
 
     backoff_limit: Int32 | None = None
@@ -311,7 +311,7 @@ class JobPolicy(Struct):
     """RestartPolicy is the pod restart policy."""
 
 
-class RealtimePolicy(Struct):
+class RealtimePolicy(Struct, frozen=True):
     """RealtimePolicy holds realtime-only execution settings."""
 
     ttl_seconds_after_finished: Int32 | None = None
@@ -319,7 +319,7 @@ class RealtimePolicy(Struct):
     at once; negative: keep)."""
 
 
-class ExecutionPolicy(Struct):
+class ExecutionPolicy(Struct, frozen=True):
     """ExecutionPolicy is the execution policy after hierarchical resolution."""
 
     resources: ResourcePolicy | None = None
@@ -346,7 +346,7 @@ class ExecutionPolicy(Struct):
     """Realtime holds realtime-only settings."""
 
 
-class TriggerDedupePolicy(Struct):
+class TriggerDedupePolicy(Struct, frozen=True):
     """TriggerDedupePolicy configures deduplication of triggers."""
 
     mode: TriggerDedupeMode | None = None
@@ -355,7 +355,7 @@ class TriggerDedupePolicy(Struct):
     """KeyTemplate derives the dedupe key when mode is key."""
 
 
-class TriggerRetryPolicy(Struct):
+class TriggerRetryPolicy(Struct, frozen=True):
     """TriggerRetryPolicy configures retries of trigger delivery."""
 
     max_attempts: Annotated[Int32, F(minimum=0)] | None = None
@@ -368,7 +368,7 @@ class TriggerRetryPolicy(Struct):
     """Backoff is how the delay grows."""
 
 
-class TriggerDeliveryPolicy(Struct):
+class TriggerDeliveryPolicy(Struct, frozen=True):
     """TriggerDeliveryPolicy controls how Impulses deliver triggers to Stories."""
 
     dedupe: TriggerDedupePolicy | None = None
@@ -377,7 +377,7 @@ class TriggerDeliveryPolicy(Struct):
     """Retry configures retries on transient failures."""
 
 
-class TriggerThrottlePolicy(Struct):
+class TriggerThrottlePolicy(Struct, frozen=True):
     """TriggerThrottlePolicy throttles trigger submission (enforced by the SDK)."""
 
     max_in_flight: Int32 | None = None

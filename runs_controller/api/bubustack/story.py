@@ -44,7 +44,7 @@ UNIQUE_STEP_NAMES = Rule(
 )
 
 
-class RealtimeConcurrency(Struct):
+class RealtimeConcurrency(Struct, frozen=True):
     """How the hub treats overlapping pipeline cycles of a realtime story."""
 
     mode: Annotated[str, F(enum=CONCURRENCY_MODES, default="parallel")] | None = None
@@ -53,7 +53,7 @@ class RealtimeConcurrency(Struct):
     """Granularity at which cycles are tracked."""
 
 
-class PostExecutionCheck(Struct):
+class PostExecutionCheck(Struct, frozen=True):
     """A check evaluated against a step's output after the step succeeded."""
 
     condition: Annotated[str, F(min_length=1)]
@@ -62,7 +62,7 @@ class PostExecutionCheck(Struct):
     """Message used when the condition is false."""
 
 
-class Step(Struct):
+class Step(Struct, frozen=True):
     """A node of the workflow graph: an Engram (ref) or a built-in primitive (type)."""
 
     name: StepName
@@ -100,7 +100,7 @@ class Step(Struct):
     """Verification of the step's output after it succeeded."""
 
 
-class StoryTimeouts(Struct):
+class StoryTimeouts(Struct, frozen=True):
     """Story-wide timeouts (duration strings)."""
 
     story: str | None = None
@@ -111,7 +111,7 @@ class StoryTimeouts(Struct):
     """How long a cancelled run waits for its steps to finish (30s when unset)."""
 
 
-class StoryRetries(Struct):
+class StoryRetries(Struct, frozen=True):
     """Story-wide retry behaviour."""
 
     step_retry_policy: RetryPolicy | None = None
@@ -120,7 +120,7 @@ class StoryRetries(Struct):
     """Keep running the story after a step failed."""
 
 
-class StoryPolicy(Struct):
+class StoryPolicy(Struct, frozen=True):
     """Defaults that apply across the whole Story."""
 
     timeouts: StoryTimeouts | None = None
@@ -141,7 +141,7 @@ class StoryPolicy(Struct):
     """Default execution settings; steps may override them."""
 
 
-class StoryTransport(Struct):
+class StoryTransport(Struct, frozen=True):
     """A named transport that steps can publish to or subscribe from."""
 
     name: Annotated[str, F(pattern=DNS_LABEL_PATTERN)]
@@ -156,7 +156,7 @@ class StoryTransport(Struct):
     """Provider-specific overrides, evaluated per StoryRun."""
 
 
-class StorySpec(Struct):
+class StorySpec(Struct, frozen=True):
     """StorySpec: the workflow graph and its policies."""
 
     __schema__ = F(rules=(ONE_OF_REF_OR_TYPE, UNIQUE_STEP_NAMES))
@@ -187,7 +187,7 @@ class StorySpec(Struct):
     """Named stream transports available to steps."""
 
 
-class StoryTransportStatus(Struct):
+class StoryTransportStatus(Struct, frozen=True):
     """A declared transport and the mode the controller chose for it."""
 
     name: str
@@ -197,7 +197,7 @@ class StoryTransportStatus(Struct):
     """Why the controller chose this mode."""
 
 
-class StoryStatus(Struct):
+class StoryStatus(Struct, frozen=True):
     """StoryStatus: validation result and usage counters, written by the Story controller."""
 
     observed_generation: Int64 | None = None
@@ -220,7 +220,7 @@ class StoryStatus(Struct):
     """Number of StoryRuns referencing this Story."""
 
 
-class Story(Resource, kw_only=True):
+class Story(Resource, kw_only=True, frozen=True):
     """Story is the Schema for the stories API."""
 
     spec: StorySpec

@@ -12,7 +12,7 @@ from runs_controller.api.schema import PrinterColumn, ResourceInfo
 CATEGORIES = ("bubu", "ai", "catalog")
 
 
-class EngramTemplateSpec(TemplateSpec):
+class EngramTemplateSpec(TemplateSpec, frozen=True):
     """EngramTemplateSpec defines the capabilities and data contract of a worker component."""
 
     input_schema: dict[str, Any] | None = None
@@ -23,11 +23,11 @@ class EngramTemplateSpec(TemplateSpec):
     """Top-level output keys the engram is expected to produce (docs and static checks)."""
 
 
-class EngramTemplateStatus(TemplateStatus):
+class EngramTemplateStatus(TemplateStatus, frozen=True):
     """EngramTemplateStatus defines the observed state of EngramTemplate."""
 
 
-class EngramTemplate(Resource, kw_only=True):
+class EngramTemplate(Resource, kw_only=True, frozen=True):
     """EngramTemplate is a cluster-scoped, reusable worker component that Engrams configure."""
 
     spec: EngramTemplateSpec

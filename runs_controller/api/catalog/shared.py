@@ -18,14 +18,14 @@ Probe = Annotated[dict[str, Any], F(core="io.k8s.api.core.v1.Probe")]
 """A core/v1 Probe: raw JSON for Python, the apiserver's schema for the CRD."""
 
 
-class TemplateImagePolicy(Struct):
+class TemplateImagePolicy(Struct, frozen=True):
     """Image handling the template author recommends."""
 
     pull_policy: str | None = None
     """Image pull policy to use by default (Always, Never, IfNotPresent)."""
 
 
-class TemplateResourcePolicy(Struct):
+class TemplateResourcePolicy(Struct, frozen=True):
     """CPU and memory the template typically needs."""
 
     recommended_cpu_request: str | None = None
@@ -42,7 +42,7 @@ class TemplateResourcePolicy(Struct):
     """Lowest memory request the template works with."""
 
 
-class TemplateSecurityPolicy(Struct):
+class TemplateSecurityPolicy(Struct, frozen=True):
     """Security requirements and recommendations of the template."""
 
     requires_non_root: bool | None = None
@@ -55,7 +55,7 @@ class TemplateSecurityPolicy(Struct):
     """Suggested user ID to run as."""
 
 
-class TemplateJobPolicy(Struct):
+class TemplateJobPolicy(Struct, frozen=True):
     """Job settings recommended for templates that run as Jobs."""
 
     recommended_backoff_limit: Int32 | None = None
@@ -66,7 +66,7 @@ class TemplateJobPolicy(Struct):
     """Suggested pod restart policy."""
 
 
-class TemplateRetryPolicy(Struct):
+class TemplateRetryPolicy(Struct, frozen=True):
     """Retry behaviour recommended by the template; fills gaps in a step's retry policy."""
 
     recommended_max_retries: int | None = None
@@ -79,7 +79,7 @@ class TemplateRetryPolicy(Struct):
     """Suggested upper bound for the retry delay (duration)."""
 
 
-class TemplateServicePort(Struct):
+class TemplateServicePort(Struct, frozen=True):
     """One Service port and the container port it forwards to."""
 
     port: Int32
@@ -92,14 +92,14 @@ class TemplateServicePort(Struct):
     """Protocol of the port."""
 
 
-class TemplateServicePolicy(Struct):
+class TemplateServicePolicy(Struct, frozen=True):
     """Service exposure defaults for realtime components and impulses."""
 
     ports: list[TemplateServicePort] | None = None
     """Service ports and their target container ports."""
 
 
-class TemplateProbePolicy(Struct):
+class TemplateProbePolicy(Struct, frozen=True):
     """Health probes recommended by the template, in the standard Kubernetes format."""
 
     liveness: Probe | None = None
@@ -110,7 +110,7 @@ class TemplateProbePolicy(Struct):
     """Holds the other probes back until the application has started."""
 
 
-class TemplateS3Authentication(Struct):
+class TemplateS3Authentication(Struct, frozen=True):
     """How a template's workloads authenticate to S3."""
 
     service_account_annotations: dict[str, str] | None = None
@@ -119,7 +119,7 @@ class TemplateS3Authentication(Struct):
     """Secret holding static S3 credentials."""
 
 
-class TemplateS3StorageProvider(Struct):
+class TemplateS3StorageProvider(Struct, frozen=True):
     """S3 storage recommended by the template."""
 
     bucket: str
@@ -134,7 +134,7 @@ class TemplateS3StorageProvider(Struct):
     """Use path-style addressing (S3-compatible stores)."""
 
 
-class TemplateFileStorageProvider(Struct):
+class TemplateFileStorageProvider(Struct, frozen=True):
     """File storage recommended by the template."""
 
     path: str | None = None
@@ -145,7 +145,7 @@ class TemplateFileStorageProvider(Struct):
     """Use an emptyDir volume instead of a claim."""
 
 
-class TemplateStoragePolicy(Struct):
+class TemplateStoragePolicy(Struct, frozen=True):
     """Storage recommended for offloading large inputs and outputs."""
 
     s3: TemplateS3StorageProvider | None = None
@@ -156,14 +156,14 @@ class TemplateStoragePolicy(Struct):
     """Timeout of storage operations, in seconds."""
 
 
-class TemplateRBACPolicy(Struct):
+class TemplateRBACPolicy(Struct, frozen=True):
     """Extra RBAC for the ServiceAccount generated for workloads of this template."""
 
     rules: list[PolicyRule] | None = None
     """Role rules appended to the default policy."""
 
 
-class TemplateExecutionPolicy(Struct):
+class TemplateExecutionPolicy(Struct, frozen=True):
     """The template author's recommended execution settings; users may override them."""
 
     images: TemplateImagePolicy | None = None
@@ -188,7 +188,7 @@ class TemplateExecutionPolicy(Struct):
     """RBAC rules for the generated ServiceAccount."""
 
 
-class SecretDefinition(Struct):
+class SecretDefinition(Struct, frozen=True):
     """A secret the template expects: whether it is required and how it is mounted."""
 
     required: bool | None = None
@@ -205,7 +205,7 @@ class SecretDefinition(Struct):
     """Keys the secret should contain."""
 
 
-class TemplateSpec(Struct):
+class TemplateSpec(Struct, frozen=True):
     """The package definition common to all templates: version, modes, image, contracts."""
 
     version: str
@@ -224,7 +224,7 @@ class TemplateSpec(Struct):
     """Recommended execution settings."""
 
 
-class TemplateStatus(Struct):
+class TemplateStatus(Struct, frozen=True):
     """Observed state and usage of a template."""
 
     observed_generation: Int64 | None = None

@@ -14,7 +14,7 @@ OBSERVED_GENERATION_MONOTONIC = Rule(
 """Transition rule on a status object (replaces the reference's admission webhook check)."""
 
 
-class SchemaReference(Struct):
+class SchemaReference(Struct, frozen=True):
     """SchemaReference names a JSON Schema and, when known, its version."""
 
     ref: str | None = None
@@ -23,7 +23,7 @@ class SchemaReference(Struct):
     """Version is the schema version, when known."""
 
 
-class TraceInfo(Struct):
+class TraceInfo(Struct, frozen=True):
     """TraceInfo is the OpenTelemetry trace context of a run."""
 
     trace_id: str | None = None

@@ -111,7 +111,7 @@ SPEC_RULES = (
 )
 
 
-class EffectClaimSpec(Struct):
+class EffectClaimSpec(Struct, frozen=True):
     """EffectClaimSpec defines the desired state of EffectClaim."""
 
     __schema__ = F(rules=SPEC_RULES)
@@ -141,7 +141,7 @@ class EffectClaimSpec(Struct):
     """Details carries compact structured metadata about the terminal effect outcome."""
 
 
-class EffectClaimStatus(Struct):
+class EffectClaimStatus(Struct, frozen=True):
     """EffectClaimStatus defines the observed state of EffectClaim."""
 
     __schema__ = F(
@@ -156,7 +156,7 @@ class EffectClaimStatus(Struct):
     """Conditions provide canonical Kubernetes lifecycle status for the claim."""
 
 
-class EffectClaim(Resource, kw_only=True):
+class EffectClaim(Resource, kw_only=True, frozen=True):
     """EffectClaim is the Schema for the effectclaims API."""
 
     spec: EffectClaimSpec

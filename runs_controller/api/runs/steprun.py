@@ -61,21 +61,21 @@ STRUCTURED_ERROR_RULES = (
 )
 
 
-class GRPCTarget(Struct):
+class GRPCTarget(Struct, frozen=True):
     """GRPCTarget is the address of the next Engram in a realtime chain."""
 
     endpoint: str
     """Endpoint is the downstream address (host:port)."""
 
 
-class TerminateTarget(Struct):
+class TerminateTarget(Struct, frozen=True):
     """TerminateTarget ends the flow at this step."""
 
     stop_mode: StopMode
     """StopMode is the final outcome of the StoryRun: success, failure or cancel."""
 
 
-class DownstreamTarget(Struct):
+class DownstreamTarget(Struct, frozen=True):
     """DownstreamTarget is where a realtime Engram sends its output (exactly one field set)."""
 
     __schema__ = F(rules=(EXACTLY_ONE_TARGET,))
@@ -86,7 +86,7 @@ class DownstreamTarget(Struct):
     """Terminate marks this step as the last of the flow."""
 
 
-class StepExecutionOverrides(Struct):
+class StepExecutionOverrides(Struct, frozen=True):
     """StepExecutionOverrides are StepRun-level execution settings (highest precedence)."""
 
     cpu_request: str | None = None
@@ -111,7 +111,7 @@ class StepExecutionOverrides(Struct):
     """RestartPolicy overrides the pod restart policy (Never or OnFailure)."""
 
 
-class StepRunSpec(Struct):
+class StepRunSpec(Struct, frozen=True):
     """StepRunSpec says how to execute one step."""
 
     story_run_ref: StoryRunReference
@@ -136,7 +136,7 @@ class StepRunSpec(Struct):
     """DownstreamTargets tell a realtime Engram's SDK where its output goes."""
 
 
-class StructuredError(Struct):
+class StructuredError(Struct, frozen=True):
     """StructuredError is the versioned error contract of StepRun.status.error (v1)."""
 
     __schema__ = F(rules=STRUCTURED_ERROR_RULES)
@@ -159,7 +159,7 @@ class StructuredError(Struct):
     """Details carries structured debugging data."""
 
 
-class HandoffStatus(Struct):
+class HandoffStatus(Struct, frozen=True):
     """HandoffStatus is the progress of a streaming upgrade or cutover."""
 
     strategy: TransportUpgradeStrategy | None = None
@@ -172,7 +172,7 @@ class HandoffStatus(Struct):
     """UpdatedAt is when the handoff status last changed."""
 
 
-class SignalEvent(Struct):
+class SignalEvent(Struct, frozen=True):
     """SignalEvent is one emitted signal, kept for replay."""
 
     seq: Int64
@@ -185,7 +185,7 @@ class SignalEvent(Struct):
     """Payload is the signal's value."""
 
 
-class EffectRecord(Struct):
+class EffectRecord(Struct, frozen=True):
     """EffectRecord is one external side effect, kept for idempotency."""
 
     seq: Int64
@@ -200,7 +200,7 @@ class EffectRecord(Struct):
     """Details carries structured metadata about the effect."""
 
 
-class StepRunStatus(Struct):
+class StepRunStatus(Struct, frozen=True):
     """StepRunStatus is the observed state of one step execution."""
 
     __schema__ = F(
@@ -258,7 +258,7 @@ class StepRunStatus(Struct):
     """Effects is the append-only ledger of external side effects."""
 
 
-class StepRun(Resource, kw_only=True):
+class StepRun(Resource, kw_only=True, frozen=True):
     """StepRun is the execution of a single step within a StoryRun."""
 
     spec: StepRunSpec

@@ -57,7 +57,7 @@ CONDITIONS_HAVE_TRANSITION_TIME = Rule(
 )
 
 
-class StoryRunSpec(Struct):
+class StoryRunSpec(Struct, frozen=True):
     """StoryRunSpec names the Story to run and its inputs."""
 
     __schema__ = F(rules=(SPEC_IMMUTABLE_EXCEPT_CANCEL,))
@@ -73,7 +73,7 @@ class StoryRunSpec(Struct):
     signalled, and the run ends Finished after the grace period."""
 
 
-class StepState(Struct):
+class StepState(Struct, frozen=True):
     """StepState is the status of one step within a StoryRun."""
 
     phase: Phase
@@ -88,7 +88,7 @@ class StepState(Struct):
     """SubStoryRunName is the child StoryRun of an executeStory step."""
 
 
-class GateStatus(Struct):
+class GateStatus(Struct, frozen=True):
     """GateStatus records the decision taken for a gate step."""
 
     state: Annotated[str, F(enum=GATE_DECISION_STATES)] | None = None
@@ -101,7 +101,7 @@ class GateStatus(Struct):
     """UpdatedBy names who or what changed the decision."""
 
 
-class StoryRunStatus(Struct):
+class StoryRunStatus(Struct, frozen=True):
     """StoryRunStatus is the observed progress and result of a StoryRun."""
 
     __schema__ = F(
@@ -166,7 +166,7 @@ class StoryRunStatus(Struct):
     """TriggerTokens records which parent counters already counted this run."""
 
 
-class StoryRun(Resource, kw_only=True):
+class StoryRun(Resource, kw_only=True, frozen=True):
     """StoryRun is one execution of a Story."""
 
     spec: StoryRunSpec

@@ -42,7 +42,7 @@ HASH_WITH_KEY = Rule(
 )
 
 
-class TriggerDeliveryIdentity(Struct):
+class TriggerDeliveryIdentity(Struct, frozen=True):
     """TriggerDeliveryIdentity is the durable business identity of a trigger submission."""
 
     __schema__ = F(rules=(KEY_MATCHES_MODE, HASH_WITH_KEY))
@@ -57,7 +57,7 @@ class TriggerDeliveryIdentity(Struct):
     """InputHash is the sha256 of the canonical inputs; required when key is set."""
 
 
-class StoryTriggerSpec(Struct):
+class StoryTriggerSpec(Struct, frozen=True):
     """StoryTriggerSpec is the requested run and its delivery identity."""
 
     __schema__ = F(rules=(SPEC_IMMUTABLE,))
@@ -72,7 +72,7 @@ class StoryTriggerSpec(Struct):
     """Inputs are the resolved Story inputs of the requested run."""
 
 
-class StoryTriggerStatus(Struct):
+class StoryTriggerStatus(Struct, frozen=True):
     """StoryTriggerStatus is the controller's decision on a trigger."""
 
     __schema__ = F(
@@ -97,7 +97,7 @@ class StoryTriggerStatus(Struct):
     """Conditions are the standard lifecycle conditions."""
 
 
-class StoryTrigger(Resource, kw_only=True):
+class StoryTrigger(Resource, kw_only=True, frozen=True):
     """StoryTrigger is the Schema for the storytriggers API."""
 
     spec: StoryTriggerSpec

@@ -1,0 +1,91 @@
+"""Each runs controller declared on the builder: For / Owns / Watches / Reads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runs_controller.api.bubustack.engram import Engram
+from runs_controller.api.bubustack.story import Story
+from runs_controller.api.catalog.engramtemplate import EngramTemplate
+from runs_controller.api.k8s import Job
+from runs_controller.api.runs.effectclaim import EffectClaim
+from runs_controller.api.runs.steprun import StepRun
+from runs_controller.api.runs.storyrun import StoryRun
+from runs_controller.api.runs.storytrigger import StoryTrigger
+from runs_controller.kube.resources import (
+    EFFECT_CLAIMS,
+    ENGRAM_TEMPLATES,
+    ENGRAMS,
+    JOBS,
+    STEP_RUNS,
+    STORIES,
+    STORY_RUNS,
+    STORY_TRIGGERS,
+)
+from runs_controller.reconcilers.indexes import (
+    ENGRAM_INDEX,
+    STORY_INDEX,
+    STORYRUN_INDEX,
+    steprun_engram,
+    steprun_storyrun,
+    storyrun_story,
+)
+from runs_controller.reconcilers.observe import ObservingReconciler
+from runs_controller.runtime.builder import ControllerBuilder
+from runs_controller.runtime.reconciler import Request
+from runs_controller.runtime.store import object_key
+
+if TYPE_CHECKING:
+    from runs_controller.runtime.cache import CacheReader
+    from runs_controller.runtime.controller import Controller
+    from runs_controller.runtime.manager import Manager
+
+
+def runs_of_story(runs: CacheReader[StoryRun], story: Story) -> list[Request]:
+    """A Story event wakes the runs that name it (one waiting for it to appear, say)."""
+    meta = story.metadata
+    if meta is None or not meta.name:
+        return []
+    return [
+        Request(run.metadata.namespace or "", run.metadata.name or "")
+        for run in runs.by_index(STORY_INDEX, object_key(meta.namespace, meta.name))
+        if run.metadata is not None
+    ]
+
+
+def _storyrun(manager: Manager) -> Controller:
+    builder = ControllerBuilder(manager, "storyrun")
+    runs = builder.for_(STORY_RUNS, StoryRun, indexers={STORY_INDEX: storyrun_story})
+    builder.owns(STEP_RUNS, StepRun, indexers={STORYRUN_INDEX: steprun_storyrun})
+    builder.watches(STORIES, Story, lambda story: runs_of_story(runs, story))
+    return builder.complete(ObservingReconciler("StoryRun", runs, builder.kit))
+
+
+def _steprun(manager: Manager) -> Controller:
+    builder = ControllerBuilder(manager, "steprun")
+    steps = builder.for_(STEP_RUNS, StepRun, indexers={ENGRAM_INDEX: steprun_engram})
+    builder.owns(JOBS, Job)
+    builder.reads(STORY_RUNS, StoryRun)
+    builder.reads(ENGRAMS, Engram)
+    builder.reads(ENGRAM_TEMPLATES, EngramTemplate)
+    return builder.complete(ObservingReconciler("StepRun", steps, builder.kit))
+
+
+def _storytrigger(manager: Manager) -> Controller:
+    builder = ControllerBuilder(manager, "storytrigger")
+    triggers = builder.for_(STORY_TRIGGERS, StoryTrigger)
+    builder.reads(STORIES, Story)
+    builder.reads(STORY_RUNS, StoryRun)
+    return builder.complete(ObservingReconciler("StoryTrigger", triggers, builder.kit))
+
+
+def _effectclaim(manager: Manager) -> Controller:
+    builder = ControllerBuilder(manager, "effectclaim")
+    claims = builder.for_(EFFECT_CLAIMS, EffectClaim)
+    builder.reads(STEP_RUNS, StepRun)
+    return builder.complete(ObservingReconciler("EffectClaim", claims, builder.kit))
+
+
+def register_controllers(manager: Manager) -> list[Controller]:
+    """Declare the four runs controllers on `manager`."""
+    return [setup(manager) for setup in (_storyrun, _steprun, _storytrigger, _effectclaim)]
