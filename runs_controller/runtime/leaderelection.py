@@ -230,6 +230,8 @@ class LeaderElector:
         self._leading = False
         self._leading_event: anyio.Event | None = None
         self._lost_reason: str | None = None
+        self._taken_from = ""
+        """The holder in the record this elector last took over ("" if free or released)."""
         self.last_path: AttemptPath | None = None
         """Which path the last attempt took (for tests and debugging)."""
         if metrics is not None:
@@ -464,6 +466,7 @@ class LeaderElector:
             log.warning("leader_election_update_failed", lease=cfg.name, error=str(error))
             return False
         self._remember(lease)
+        self._taken_from = record.holder_identity or ""
         return True
 
     async def _create(self, desired: LeaseSpec) -> bool:
@@ -471,6 +474,7 @@ class LeaderElector:
         lease = Lease(metadata=ObjectMeta(name=cfg.name, namespace=cfg.namespace), spec=desired)
         try:
             created = await self._lock.create(lease)
+            self._taken_from = ""
         except AlreadyExists:
             log.debug("leader_election_create_race", lease=cfg.name)
             return False
@@ -498,7 +502,12 @@ class LeaderElector:
         if self._metrics is not None:
             self._metrics.master_status.labels(name=self.config.name).set(1)
         self._event().set()
-        log.info("leader_election_acquired", lease=self.config.name, identity=self.config.identity)
+        log.info(
+            "leader_election_acquired",
+            lease=self.config.name,
+            identity=self.config.identity,
+            previous_holder=self._taken_from,
+        )
 
     def _lose(self, reason: str, lead_scope: anyio.CancelScope) -> None:
         self._leading = False

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from runs_controller.testing import ControlPlane, free_port
+from runs_controller.testing import ControlPlane, HarnessClient, free_port
 from runs_controller.testing.binaries import find_binary, read_pinned_versions
 
 
@@ -153,3 +153,71 @@ def test_run_fails_clearly_when_the_server_is_unreachable(
     failure = json.loads(result.stderr.splitlines()[-1])
     assert failure["event"] == "startup_failed"
     assert failure["error"].startswith(f"cannot reach the API server at https://127.0.0.1:{port}")
+
+
+def _grant_leases(admin: HarnessClient, namespace: str, user: str) -> None:
+    """Only what leader election needs: the runs kinds stay forbidden, so no cache syncs."""
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    admin.create(
+        f"{rbac}/roles",
+        {
+            "metadata": {"name": "leases"},
+            "rules": [
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "verbs": ["get", "create", "update"],
+                }
+            ],
+        },
+    )
+    admin.create(
+        f"{rbac}/rolebindings",
+        {
+            "metadata": {"name": "leases"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "leases"},
+            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+        },
+    )
+
+
+def test_caches_that_never_sync_exit_1_with_one_line_and_a_released_lease(
+    control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
+) -> None:
+    user = f"no-reads-{namespace}"
+    _grant_leases(admin_client, namespace, user)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runs_controller",
+            "run",
+            "--kubeconfig",
+            str(control_plane.user_kubeconfig(user)),
+            "--namespaces",
+            namespace,
+            "--leader-election-namespace",
+            namespace,
+            "--cache-sync-timeout",
+            "2",
+            *LOCAL_PORTS,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    failure = events[-1]
+    assert failure["event"] == "cache_sync_failed_exiting"
+    assert failure["level"] == "error"
+    assert failure["error"].startswith("caches not synced within 2s: ")
+    assert f"storyruns.runs.bubustack.io/{namespace}" in failure["informers"]
+    assert [e["event"] for e in events].count("cache_sync_failed_exiting") == 1
+    assert b"Traceback" not in result.stderr
+    assert b"ExceptionGroup" not in result.stderr
+    assert "leader_election_released" in [e["event"] for e in events]
+    lease = admin_client.get(
+        f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/d3a8b358.bubustack.io"
+    )
+    assert lease["spec"]["holderIdentity"] == ""

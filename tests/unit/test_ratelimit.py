@@ -13,7 +13,6 @@ from runs_controller.runtime.ratelimit import (
     ItemExponentialFailureRateLimiter,
     ItemFastSlowRateLimiter,
     MaxOfRateLimiter,
-    RateLimiter,
     default_controller_rate_limiter,
     default_item_based_rate_limiter,
 )
@@ -217,16 +216,6 @@ def test_default_controller_limiter_is_per_item_backoff_until_the_bucket_runs_dr
     assert limiter.num_requeues("x") == 3
     limiter.forget("x")
     assert limiter.num_requeues("x") == 0
-
-
-def test_limiters_satisfy_the_protocol() -> None:
-    limiters: list[RateLimiter[str]] = [
-        ItemExponentialFailureRateLimiter[str](),
-        ItemFastSlowRateLimiter[str](0.1, 1.0, 1),
-        BucketRateLimiter(clock=ManualClock()),
-        default_controller_rate_limiter(clock=ManualClock()),
-    ]
-    assert [limiter.num_requeues("a") for limiter in limiters] == [0, 0, 0, 0]
 
 
 # -- fast-slow ----------------------------------------------------------------------------

@@ -18,10 +18,15 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from runs_controller.testing.rest import HarnessClient
+
+class JsonGetter(Protocol):
+    """Anything that GETs an apiserver path and returns the decoded JSON (the test harness's
+    REST client does); the API layer itself does no I/O."""
+
+    def get(self, path: str) -> Any: ...
+
 
 KUBERNETES_VERSION = "v1.36.3"
 SNAPSHOT = Path(__file__).with_name(f"k8s-openapi-{KUBERNETES_VERSION}.json")
@@ -121,7 +126,7 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
-def snapshot_from_server(client: HarnessClient) -> dict[str, Any]:
+def snapshot_from_server(client: JsonGetter) -> dict[str, Any]:
     """The snapshot document, read from a running apiserver."""
     version = client.get("/version")["gitVersion"]
     schemas: dict[str, Any] = {}
@@ -138,7 +143,7 @@ def render_snapshot(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=1, sort_keys=True) + "\n"
 
 
-def refresh_snapshot(client: HarnessClient, path: Path = SNAPSHOT) -> Path:
+def refresh_snapshot(client: JsonGetter, path: Path = SNAPSHOT) -> Path:
     """Rewrite the snapshot file from a running apiserver of the pinned version."""
     document = snapshot_from_server(client)
     if KUBERNETES_VERSION not in document["source"]:
