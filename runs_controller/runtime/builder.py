@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from runs_controller.runtime.cache import CacheReader
     from runs_controller.runtime.clock import Clock
     from runs_controller.runtime.events import EventRecorder
-    from runs_controller.runtime.handlers import Handler, Predicate
+    from runs_controller.runtime.handlers import Enqueue, Handler, Predicate
     from runs_controller.runtime.manager import Manager
     from runs_controller.runtime.operator_config import OperatorConfigSource
     from runs_controller.runtime.reconciler import Reconciler, Request
@@ -66,8 +66,8 @@ class ControllerBuilder:
         self._workers = workers or manager.options.workers
         self._timeout = reconcile_timeout or manager.options.reconcile_timeout
         self._for: ResourceType | None = None
-        self._pending: list[tuple[CacheReader[Any], Callable[[Callable[[Request], None]], Handler]]]
-        self._pending = []
+        self._pending: list[tuple[CacheReader[Any], Callable[[Enqueue], Handler]]] = []
+        """(reader, handler factory) pairs, attached to the informers by `complete()`."""
         client = manager.write_client
         self.kit = Kit(
             client=client,

@@ -287,7 +287,7 @@ class Informer(Generic[T]):
                         error = event_error(event, stream.path)
                         if isinstance(error, Gone):
                             raise error
-                        raise WatchFailed(f"watch {stream.path}: {error}") from error
+                        raise WatchFailed(str(error)) from error
                     if event.type == BOOKMARK:
                         bookmark = decode(event.object, _Bookmark)
                         if bookmark.metadata.resource_version:
@@ -299,7 +299,7 @@ class Informer(Generic[T]):
                 raise
             # The server refused the watch itself (e.g. "too large resource version", 504):
             # resuming from the same resourceVersion would be refused again.
-            raise WatchFailed(f"watch {stream.path}: {error}") from error
+            raise WatchFailed(f"watch refused: {error}") from error
         elapsed = self._clock() - started
         if events == 0 and elapsed < SHORT_WATCH_SECONDS:
             raise VeryShortWatch(f"watch {stream.path} ended after {elapsed:.3f}s without an event")
@@ -359,8 +359,10 @@ class Informer(Generic[T]):
         if meta is None or not meta.managed_fields:
             return obj
         kept = keep_managed_fields(meta.managed_fields, self.options.keep_managers)
-        replace: Any = msgspec.structs.replace
-        return replace(obj, metadata=replace(meta, managed_fields=kept))  # type: ignore[no-any-return]
+        stripped: T = msgspec.structs.replace(  # type: ignore[type-var]
+            obj, metadata=msgspec.structs.replace(meta, managed_fields=kept)
+        )
+        return stripped
 
     def _count_undecodable(self) -> None:
         if self._metrics is not None:
