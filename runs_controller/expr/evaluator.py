@@ -42,8 +42,8 @@ from .nodes import (
 )
 from .normalize import go_quote
 from .scope import VarStack
-from .text import utf8_len
-from .values import NO_VALUE, GoInt, is_nil, print_value, truthy
+from .text import Sink, utf8_len
+from .values import NO_VALUE, GoInt, is_nil, print_value, truthy, write_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -226,13 +226,13 @@ class _State:
         if isinstance(val, str):
             self.out.write(val)
             return
-        self.budget.charge_serialize(val)
         limit = self.out.max_bytes - self.out.size if self.out.max_bytes else 0
+        sink = Sink(limit, "output", self.budget.charge)
         try:
-            text = print_value(val, limit=limit)
+            write_value(sink, val, top=True)
         except LimitExceeded:
-            self.out.refuse(self.budget.measure(val))
-        self.out.write(text)
+            self.out.refuse(sink.refused_at)
+        self.out.write(sink.getvalue())
 
     def enter(self) -> None:
         self.depth += 1

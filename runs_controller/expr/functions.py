@@ -55,7 +55,7 @@ from .values import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "BUILTIN_NAMES",
@@ -206,8 +206,7 @@ def strval(budget: Budget, v: object) -> str:
     """Sprig strval: strings as-is, everything else through `%v` (charged, size-limited)."""
     if isinstance(v, str):
         return v
-    budget.charge_serialize(v)
-    return print_value(v, top=False, limit=budget.limits.max_value_bytes)
+    return print_value(v, top=False, limit=budget.limits.max_value_bytes, charge=budget.charge)
 
 
 def to_int64(v: object) -> int:
@@ -337,9 +336,7 @@ def _print_args(budget: Budget, args: tuple[object, ...]) -> str:
     """The text html/js/urlquery escape: a lone string, else `fmt.Sprint` of the arguments."""
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
-    for a in args:
-        budget.charge_serialize(a)
-    return go_sprint(list(args), limit=budget.limits.max_value_bytes)
+    return go_sprint(list(args), limit=budget.limits.max_value_bytes, charge=budget.charge)
 
 
 def _escape_into(budget: Budget, s: str, fn: Callable[[str], str], factor: int, what: str) -> str:
@@ -364,17 +361,15 @@ def _html(budget: Budget, *args: object) -> str:
     return _escape_into(budget, _print_args(budget, args), _html_escape, 5, "html result")
 
 
-_JS_SPECIAL = re.compile(r"[\\'\"<>&=\x00-\x1f\x7f]")
-
-
-def _js_char(m: re.Match[str]) -> str:
-    ch = m.group()
-    return "\\" + ch if ch in "\\'\"" else f"\\u{ord(ch):04X}"
+# Go's JSEscape for the ASCII it escapes (a translate table: no Python work per character).
+_JS_TABLE = {ord(c): "\\" + c for c in "\\'\""} | {
+    c: f"\\u{c:04X}" for c in [*range(0x20), 0x7F, *map(ord, "<>&=")]
+}
 
 
 def _js(budget: Budget, *args: object) -> str:
     def esc(s: str) -> str:
-        return _JS_SPECIAL.sub(_js_char, s)
+        return s.translate(_JS_TABLE)
 
     return _escape_into(budget, _print_args(budget, args), esc, 6, "js result")
 
@@ -526,11 +521,30 @@ def _initials(s: str) -> str:
     return "".join(w[0] for w in s.split() if w)
 
 
-def _wrap_lines(width: int, s: str) -> list[str]:
-    """The lines of Sprig's word wrap; linear (long words are cut by slicing, lines are
-    accumulated as parts) so a width of 1 over a long word is not quadratic."""
+class _Lines(list[str]):
+    """Lines of a wrap result; refuses once they and their separators pass the value limit."""
+
+    def __init__(self, budget: Budget, sep_bytes: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.sep_bytes = sep_bytes
+        self.size = -sep_bytes
+
+    def append(self, line: str) -> None:
+        self.size += utf8_len(line) + self.sep_bytes
+        if len(self) % 1024 == 0:
+            self.budget.check_bytes(self.size, "wrap result")
+        super().append(line)
+
+    def extend(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.append(line)
+
+
+def _wrap_lines(width: int, s: str, lines: list[str]) -> list[str]:
+    """The lines of Sprig's word wrap, appended to `lines`; linear (long words are cut by
+    slicing, a line is accumulated as parts) so a width of 1 over a long word is not quadratic."""
     width = max(width, 1)
-    lines: list[str] = []
     for para in s.split("\n"):
         parts: list[str] = []
         size = 0
@@ -555,10 +569,10 @@ def _wrap_lines(width: int, s: str) -> list[str]:
 
 
 def _wrap_custom(budget: Budget, width: int, sep: str, s: str) -> str:
-    lines = _wrap_lines(width, s)
+    lines = _wrap_lines(width, s, _Lines(budget, utf8_len(sep)))
+    assert isinstance(lines, _Lines)  # noqa: S101 - built above
     budget.charge_items(len(lines))
-    size = sum(map(utf8_len, lines)) + (len(lines) - 1) * utf8_len(sep)
-    budget.check_bytes(size, "wrap result")
+    budget.check_bytes(lines.size, "wrap result")
     return sep.join(lines)
 
 
@@ -607,9 +621,8 @@ def _squote(budget: Budget, *vs: object) -> str:
 
 def _cat(budget: Budget, *vs: object) -> str:
     args = [v for v in vs if not is_nil(v)]
-    for a in args:
-        budget.charge_serialize(a)
-    return go_sprintf(" ".join(["%v"] * len(args)), args, limit=budget.limits.max_value_bytes)
+    fmt = " ".join(["%v"] * len(args))
+    return go_sprintf(fmt, args, limit=budget.limits.max_value_bytes, charge=budget.charge)
 
 
 def _nospace(s: str) -> str:
@@ -937,10 +950,13 @@ def _json_encoder(*, escape_html: bool = True, indent: str | None = None, must: 
     forms turn a marshalling error into "" (never a limit, which is not Go's error)."""
 
     def encode(budget: Budget, v: object) -> str:
-        budget.charge_serialize(v)
         try:
             return to_json(
-                v, escape_html=escape_html, indent=indent, limit=budget.limits.max_value_bytes
+                v,
+                escape_html=escape_html,
+                indent=indent,
+                limit=budget.limits.max_value_bytes,
+                charge=budget.charge,
             )
         except LimitExceeded:
             raise
@@ -1016,15 +1032,13 @@ def _ext(p: str) -> str:
 
 
 def _b64enc(budget: Budget, s: str) -> str:
-    raw = s.encode("utf-8", "surrogatepass")
-    budget.check_bytes(4 * ((len(raw) + 2) // 3), "b64enc result")
-    return base64.b64encode(raw).decode()
+    budget.check_bytes(4 * ((utf8_len(s) + 2) // 3), "b64enc result")
+    return base64.b64encode(s.encode("utf-8", "surrogatepass")).decode()
 
 
 def _b32enc(budget: Budget, s: str) -> str:
-    raw = s.encode("utf-8", "surrogatepass")
-    budget.check_bytes(8 * ((len(raw) + 4) // 5), "b32enc result")
-    return base64.b32encode(raw).decode()
+    budget.check_bytes(8 * ((utf8_len(s) + 4) // 5), "b32enc result")
+    return base64.b32encode(s.encode("utf-8", "surrogatepass")).decode()
 
 
 def _b64dec(s: str) -> str:
@@ -1282,6 +1296,8 @@ def _fmt_code(dt: datetime, code: str) -> str:
     }
     if code in simple:
         return simple[code]
+    if code == "%Y":
+        return f"{dt.year:04d}"  # Go pads the year to four digits; strftime may not
     return dt.strftime(code)
 
 
@@ -1500,18 +1516,14 @@ def _print_fn(fmt: Callable[..., str]) -> Callable[..., str]:
     """print/println: charged per argument and bounded by the value limit."""
 
     def f(budget: Budget, *args: object) -> str:
-        for a in args:
-            budget.charge_serialize(a)
-        return fmt(list(args), limit=budget.limits.max_value_bytes)
+        return fmt(list(args), limit=budget.limits.max_value_bytes, charge=budget.charge)
 
     return f
 
 
 def _printf(budget: Budget, fmt: str, *args: object) -> str:
     budget.charge(fmt.count("%"))  # a step per verb
-    for a in args:
-        budget.charge_serialize(a)
-    return go_sprintf(fmt, list(args), limit=budget.limits.max_value_bytes)
+    return go_sprintf(fmt, list(args), limit=budget.limits.max_value_bytes, charge=budget.charge)
 
 
 def _split_parts(budget: Budget, sep: str, s: str, n: int = -1) -> list[str]:

@@ -7,6 +7,8 @@ more than one argument's own printed form.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import LimitExceeded
 from .normalize import go_quote
 from .text import Sink, utf8_len
@@ -19,6 +21,9 @@ from .values import (
     write_escaped,
     write_value,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["MAX_WIDTH", "go_sprint", "go_sprintf", "go_sprintln"]
 
@@ -205,7 +210,7 @@ def write_sprintf(sink: Sink, fmt: str, args: list[object]) -> None:
         if argi >= len(args):
             sink.write(f"%!{verb}(MISSING)")
             continue
-        piece = Sink(sink.limit - sink.size if sink.limit else 0, sink.what)
+        piece = Sink(sink.limit - sink.size if sink.limit else 0, sink.what, sink.charge_fn)
         _write_one(piece, args[argi], verb, prec, flags)
         argi += 1
         s = piece.getvalue()
@@ -224,16 +229,20 @@ def write_sprintf(sink: Sink, fmt: str, args: list[object]) -> None:
         sink.write(")")
 
 
-def go_sprintf(fmt: str, args: list[object], *, limit: int = 0) -> str:
-    """`fmt.Sprintf` as a string of at most `limit` bytes (0: unbounded)."""
-    sink = Sink(limit, "printf result")
+def go_sprintf(
+    fmt: str, args: list[object], *, limit: int = 0, charge: Callable[[int], None] | None = None
+) -> str:
+    """`fmt.Sprintf` as a string of at most `limit` bytes (0: unbounded), charged per piece."""
+    sink = Sink(limit, "printf result", charge)
     write_sprintf(sink, fmt, args)
     return sink.getvalue()
 
 
-def go_sprint(args: list[object], *, limit: int = 0) -> str:
+def go_sprint(
+    args: list[object], *, limit: int = 0, charge: Callable[[int], None] | None = None
+) -> str:
     """Go `fmt.Sprint`: spaces only between operands when neither is a string."""
-    sink = Sink(limit, "print result")
+    sink = Sink(limit, "print result", charge)
     for k, a in enumerate(args):
         if k > 0 and not isinstance(a, str) and not isinstance(args[k - 1], str):
             sink.write(" ")
@@ -241,9 +250,11 @@ def go_sprint(args: list[object], *, limit: int = 0) -> str:
     return sink.getvalue()
 
 
-def go_sprintln(args: list[object], *, limit: int = 0) -> str:
+def go_sprintln(
+    args: list[object], *, limit: int = 0, charge: Callable[[int], None] | None = None
+) -> str:
     """Go `fmt.Sprintln`: always spaces, trailing newline."""
-    sink = Sink(limit, "println result")
+    sink = Sink(limit, "println result", charge)
     for k, a in enumerate(args):
         if k:
             sink.write(" ")

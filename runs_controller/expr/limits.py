@@ -155,7 +155,7 @@ class Budget:
 
     def sink(self, what: str) -> Sink:
         """A string builder bounded by the value-size limit."""
-        return Sink(self.limits.max_value_bytes, what)
+        return Sink(self.limits.max_value_bytes, what, self.charge)
 
     def measure(self, v: object) -> int:
         """Estimated `%v` size of `v` in bytes, counting shared sub-values once per occurrence.
@@ -165,12 +165,6 @@ class Budget:
         reflects the expanded form. The walk is charged per node; a cycle is an error.
         """
         return self._measured(v)[0]
-
-    def charge_serialize(self, v: object) -> None:
-        """Pay for printing or encoding `v` (its expanded nodes and bytes) before doing it."""
-        size, nodes = self._measured(v)
-        self.charge(nodes)
-        self.charge_bytes(size)
 
     def _measured(self, v: object) -> tuple[int, int]:
         if isinstance(v, str):

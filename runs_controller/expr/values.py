@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import LimitExceeded, TemplateError
+from .errors import TemplateError
 from .text import Sink, utf8_len
 
 if TYPE_CHECKING:
@@ -181,16 +181,23 @@ def format_float(x: float, *, fmt: str = "g") -> str:
     return f"{sign}{ds[: e + 1]}.{ds[e + 1 :]}"
 
 
-def print_value(v: object, *, top: bool = True, limit: int = 0) -> str:
+def print_value(
+    v: object,
+    *,
+    top: bool = True,
+    limit: int = 0,
+    charge: Callable[[int], None] | None = None,
+) -> str:
     """Go `fmt.Sprint` (`%v`); at the top of an action a nil prints `<no value>`.
 
-    With `limit`, a result over `limit` UTF-8 bytes is refused before it is built.
+    With `limit`, a result over `limit` UTF-8 bytes is refused before it is built; `charge`
+    is paid a step per piece written (see Sink).
     """
     if isinstance(v, str):
         if limit and utf8_len(v) > limit:
             Sink(limit, "printed value").write(v)
         return v
-    sink = Sink(limit, "printed value")
+    sink = Sink(limit, "printed value", charge)
     write_value(sink, v, top=top)
     return sink.getvalue()
 
@@ -313,7 +320,7 @@ def _json_float_slow(x: float) -> str:
 _HTML_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Escaping a chunk at a time bounds what is allocated past a Sink's limit.
-_ESCAPE_CHUNK = 65536
+_ESCAPE_CHUNK = 4096
 
 
 def _json_string(s: str, escape_html: bool) -> str:
@@ -352,47 +359,36 @@ def write_escaped(sink: Sink, s: str, quote: Callable[[str], str], factor: int) 
 
 
 def to_json(
-    v: object, *, escape_html: bool = True, indent: str | None = None, limit: int = 0
+    v: object,
+    *,
+    escape_html: bool = True,
+    indent: str | None = None,
+    limit: int = 0,
+    charge: Callable[[int], None] | None = None,
 ) -> str:
     """Go `json.Marshal` (keys sorted, HTML escaping) or `MarshalIndent` with `indent`.
 
     With `limit`, output over `limit` UTF-8 bytes is refused before it is built (to within
-    one small piece; long strings are escaped chunk by chunk).
+    one small piece; long strings are escaped chunk by chunk); `charge` is paid per piece.
     """
-    enc = _JsonEncoder(escape_html, indent, limit)
-    enc.encode(v, 0)
-    return "".join(enc.parts)
+    sink = Sink(limit, "JSON text", charge)
+    _JsonEncoder(escape_html, indent, sink).encode(v, 0)
+    return sink.getvalue()
 
 
 class _JsonEncoder:
-    """Appends JSON pieces to `parts`, counting their bytes against `limit` as it goes."""
+    """Writes JSON pieces into a Sink, which counts their bytes against its limit."""
 
-    __slots__ = ("escape_html", "indent", "limit", "parts", "size")
+    __slots__ = ("add", "escape_html", "indent", "sink")
 
-    def __init__(self, escape_html: bool, indent: str | None, limit: int) -> None:
+    def __init__(self, escape_html: bool, indent: str | None, sink: Sink) -> None:
         self.escape_html = escape_html
         self.indent = indent
-        self.limit = limit
-        self.parts: list[str] = []
-        self.size = 0
-
-    def add(self, piece: str) -> None:
-        self.size += len(piece) if piece.isascii() else utf8_len(piece)
-        if self.limit and self.size > self.limit:
-            raise LimitExceeded(
-                f"template value exceeds max size {self.limit} bytes "
-                f"(JSON text would be over {self.size} bytes)"
-            )
-        self.parts.append(piece)
+        self.sink = sink
+        self.add = sink.write
 
     def string(self, s: str) -> None:
-        if not self.limit or self.size + 6 * utf8_len(s) + 2 <= self.limit:
-            self.add(_json_string(s, self.escape_html))
-            return
-        self.add('"')
-        for k in range(0, len(s), _ESCAPE_CHUNK):
-            self.add(_json_string(s[k : k + _ESCAPE_CHUNK], self.escape_html)[1:-1])
-        self.add('"')
+        write_escaped(self.sink, s, lambda x: _json_string(x, self.escape_html), 6)
 
     def encode(self, v: object, level: int) -> None:
         if isinstance(v, str):
@@ -420,17 +416,20 @@ class _JsonEncoder:
             self.add("{}" if is_map else "[]")
             return
         pad = "\n" + self.indent * (level + 1) if self.indent is not None else ""
+        comma_pad = "," + pad  # one object, appended between every two items
         self.add("{" if is_map else "[")
         if isinstance(v, dict):
             sep = '": ' if self.indent is not None else '":'
             for k, key in enumerate(sorted(v)):
                 ks = _json_string(str(key), self.escape_html)
-                self.add(("," if k else "") + pad + ks[:-1] + sep)
+                self.add((comma_pad if k else pad) + ks[:-1] + sep)
                 self.encode(v[key], level + 1)
         else:
             for k, x in enumerate(v):
-                if k or pad:
-                    self.add(("," if k else "") + pad)
+                if k:
+                    self.add(comma_pad)
+                elif pad:
+                    self.add(pad)
                 self.encode(x, level + 1)
         if self.indent is not None:
             self.add("\n" + self.indent * level)
