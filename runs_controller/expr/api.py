@@ -13,7 +13,7 @@ import re
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from .cache import analyze, compile_template, step_refs
+from .cache import analyze, compile_template, normalized, step_refs
 from .errors import (
     EvaluationBlocked,
     InternalError,
@@ -242,7 +242,8 @@ def resolve_template_string(
 def _resolve_string(text: str, vars: Any, budget: Budget, max_out: int, det: bool) -> Any:
     if "{{" not in text:
         return text
-    budget.charge(parse_cost(text))
+    budget.charge(parse_cost(text))  # the normalisation pass
+    budget.charge(parse_cost(normalized(text)))  # the parses, of what normalisation produced
     info = analyze(text)
     if info.single_action:
         expr = info.trimmed[2:-2].strip()

@@ -34,6 +34,7 @@ __all__ = [
     "cache_info",
     "clear_caches",
     "compile_template",
+    "normalized",
     "step_refs",
 ]
 
@@ -129,8 +130,13 @@ class Analysis:
     single_action: bool
 
 
+def normalized(text: str) -> str:
+    """The normalised text (cached: the evaluator charges its parse cost before parsing)."""
+    return _CACHE.get_or_compute(("normalize", text), lambda: normalize(text), lambda n: 2 * len(n))
+
+
 def _analyze(text: str) -> Analysis:
-    n = normalize(text)
+    n = normalized(text)
     t = n.strip()
     single = False
     if t.startswith("{{") and t.endswith("}}"):

@@ -499,9 +499,15 @@ def _untitle(s: str) -> str:
     return "".join(out)
 
 
+# Zero-width forms of `([a-z0-9])([A-Z])` and `([A-Z]+)([A-Z][a-z])` -> "\1 \2": the same
+# insertions, without the backtracking that made a long run of capitals quadratic.
+_LOWER_UPPER = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_UPPER_RUN_END = re.compile(r"(?<=[A-Z])(?=[A-Z][a-z])")
+
+
 def _words(s: str) -> list[str]:
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", s)
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", s)
+    s = _LOWER_UPPER.sub(" ", s)
+    s = _UPPER_RUN_END.sub(" ", s)
     return [w for w in re.split(r"[^A-Za-z0-9]+", s) if w]
 
 

@@ -116,7 +116,7 @@ def test_vocabulary_reaches_every_catalogue_function() -> None:
 
 
 @settings(
-    max_examples=2000,
+    max_examples=1200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

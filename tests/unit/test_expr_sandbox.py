@@ -256,7 +256,7 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(a=values, b=values)
 def test_hash_key_equality_is_exactly_deep_equality(a: object, b: object) -> None:
     memo: dict[int, tuple[object, object]] = {}
