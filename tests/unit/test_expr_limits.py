@@ -111,6 +111,13 @@ def test_nesting_limits() -> None:
         resolve_value(deep, {})
 
 
+def test_break_and_continue_inside_if_do_not_leak_nesting_depth() -> None:
+    body = "{{ if true }}{{ with 1 }}{{ continue }}{{ end }}{{ end }}"
+    assert resolve_template_string("{{ range 100 }}" + body + "{{ end }}x", {}) == "x"
+    brk = "{{ range 100 }}{{ range 2 }}{{ if true }}{{ break }}{{ end }}{{ end }}{{ end }}x"
+    assert resolve_template_string(brk, {}) == "x"
+
+
 def test_negative_limits_rejected() -> None:
     with pytest.raises(ValueError, match="negative"):
         Limits(max_output_bytes=-1)
