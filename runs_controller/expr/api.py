@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .cache import analyze, compile_template, normalized, step_refs
+from .cache import analyze, compiled, parse_cost
 from .errors import (
     EvaluationBlocked,
     InternalError,
@@ -23,14 +23,17 @@ from .errors import (
     TemplateError,
 )
 from .evaluator import execute
-from .limits import BYTES_PER_STEP, DEFAULT_LIMITS, Budget, Limits
+from .functions import functions
+from .limits import DEFAULT_LIMITS, Budget, Limits
 from .parser import go_unquote
 from .values import go_type_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-__all__ = ["evaluate_condition", "resolve_template_string", "resolve_value"]
+    from .functions import FuncSpec
+
+__all__ = ["evaluate_condition", "parse_cost", "resolve_template_string", "resolve_value"]
 
 MAX_RESOLVE_DEPTH = 128
 _STORAGE_REF = "$bubuStorageRef"
@@ -121,26 +124,33 @@ def _has_storage_ref(v: Any, budget: Budget) -> bool:
     cyclic data cannot loop) and the walk is charged."""
     stack = [v]
     seen: set[int] = set()
-    while stack:
-        x = stack.pop()
-        if not isinstance(x, dict | list) or id(x) in seen:
-            continue
-        seen.add(id(x))
-        budget.charge_items(len(x) + 1)
-        if isinstance(x, dict):
-            if _STORAGE_REF in x:
-                return True
-            stack.extend(x.values())
-        else:
-            stack.extend(x)
-    return False
+    visited = 0
+    try:
+        while stack:
+            x = stack.pop()
+            if not isinstance(x, dict | list) or id(x) in seen:
+                continue
+            seen.add(id(x))
+            visited += len(x) + 1
+            if visited > 4096:
+                budget.charge_items(visited)
+                visited = 0
+            if isinstance(x, dict):
+                if _STORAGE_REF in x:
+                    return True
+                stack.extend(x.values())
+            else:
+                stack.extend(x)
+        return False
+    finally:
+        budget.charge_items(visited)
 
 
-def _offload_guard(normalized: str, vars: Any, budget: Budget) -> None:
+def _offload_guard(step_refs: tuple[str, ...], vars: Any, budget: Budget) -> None:
     steps = vars.get("steps") if isinstance(vars, dict) else None
     if not isinstance(steps, dict):
         return
-    for name in step_refs(normalized):
+    for name in step_refs:
         if name in steps and _has_storage_ref(steps[name], budget):
             raise OffloadedData(
                 "offloaded data usage detected: compound template references "
@@ -164,17 +174,17 @@ def _reject(name: str) -> Any:
     raise ValueError(name)
 
 
+# One decoder for every re-read (json.loads would build one per call); it keeps no state
+# between calls, like the json module's own shared decoder.
+_DECODER = json.JSONDecoder(parse_int=_json_int, parse_float=_json_float, parse_constant=_reject)
+
+
 def _reread_json(rendered: str) -> tuple[bool, Any]:
     try:
-        return True, json.loads(
-            rendered.strip(), parse_int=_json_int, parse_float=_json_float, parse_constant=_reject
-        )
+        return True, _DECODER.decode(rendered.strip())
     except (ValueError, RecursionError):
         return False, None
 
-
-# Parsing costs a few evaluator steps per character of action text (measured; see the docs).
-PARSE_STEPS_PER_CHAR: Final = 2
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -196,19 +206,6 @@ def _only_template_errors(fn: F) -> F:
             raise InternalError(f"internal error: {type(exc).__name__}: {exc}") from exc
 
     return guarded  # type: ignore[return-value]
-
-
-def parse_cost(text: str) -> int:
-    """Steps charged for analysing and parsing `text`, computed before doing it (and the same
-    whether the parse is cached or not, so outcomes do not depend on the cache)."""
-    inside = 0
-    i = text.find("{{")
-    while i >= 0:
-        j = text.find("}}", i + 2)
-        end = len(text) if j < 0 else j + 2
-        inside += end - i
-        i = text.find("{{", end)
-    return PARSE_STEPS_PER_CHAR * inside + len(text) // BYTES_PER_STEP
 
 
 def _check_text(text: object) -> str:
@@ -242,18 +239,19 @@ def resolve_template_string(
 def _resolve_string(text: str, vars: Any, budget: Budget, max_out: int, det: bool) -> Any:
     if "{{" not in text:
         return text
-    budget.charge(parse_cost(text))  # the normalisation pass
-    budget.charge(parse_cost(normalized(text)))  # the parses, of what normalisation produced
-    info = analyze(text)
+    info = analyze(text, budget.charge)  # its parse cost is paid before any parsing
     if info.single_action:
         expr = info.trimmed[2:-2].strip()
         if expr.startswith((".", "index", "(index")):
             hit, value = _fast_path(expr, vars)
             if hit:
                 return value
-    _offload_guard(info.normalized, vars, budget)
     source = info.trimmed if info.single_action else info.normalized
-    tree = compile_template(source, deterministic=det)
+    comp = compiled(source, deterministic=det)
+    _offload_guard(comp.step_refs, vars, budget)  # before a parse error, as in the reference
+    tree = comp.tree
+    if isinstance(tree, TemplateError):
+        raise type(tree)(*tree.args)
     rendered = execute(tree, vars, _funcs(det), budget, max_out, source=source)
     if info.single_action:
         ok, value = _reread_json(rendered)
@@ -262,9 +260,7 @@ def _resolve_string(text: str, vars: Any, budget: Budget, max_out: int, det: boo
     return rendered
 
 
-def _funcs(deterministic: bool) -> Any:
-    from .functions import functions
-
+def _funcs(deterministic: bool) -> Mapping[str, FuncSpec]:
     return functions(allow_now=not deterministic, allow_random=not deterministic)
 
 

@@ -27,15 +27,17 @@ __all__ = [
     "CACHE_BYTES",
     "CACHE_SIZE",
     "MAX_CACHED_BYTES",
+    "PARSE_STEPS_PER_CHAR",
     "Analysis",
     "BoundedCache",
     "CacheInfo",
+    "Compiled",
     "analyze",
     "cache_info",
     "clear_caches",
     "compile_template",
-    "normalized",
-    "step_refs",
+    "compiled",
+    "parse_cost",
 ]
 
 CACHE_SIZE: Final = 1000
@@ -70,6 +72,22 @@ class BoundedCache:
         self._bytes = 0
         self._hits = 0
         self._misses = 0
+
+    def get(self, key: Hashable) -> object:
+        """The cached value for `key` (marked recently used), or None."""
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None:
+                self._misses += 1
+                return None
+            self._data.move_to_end(key)
+            self._hits += 1
+            return hit[0]
+
+    def put(self, key: Hashable, value: object, size: int) -> None:
+        """Store `value` unless it is larger than one entry may be."""
+        if size <= self.max_item_bytes:
+            self._put(key, value, size)
 
     def get_or_compute(
         self, key: Hashable, compute: Callable[[], T], cost: Callable[[T], int]
@@ -123,74 +141,109 @@ _CACHE = BoundedCache(CACHE_SIZE, CACHE_BYTES, MAX_CACHED_BYTES)
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """What the evaluation algorithm needs to know about a template text, computed once."""
+    """What the evaluation algorithm needs to know about a template text, computed once.
+
+    `cost` is the steps its analysis and parsing cost (charged on every use, cached or not).
+    """
 
     normalized: str
     trimmed: str
     single_action: bool
+    cost: int = 0
 
 
-def normalized(text: str) -> str:
-    """The normalised text (cached: the evaluator charges its parse cost before parsing)."""
-    return _CACHE.get_or_compute(("normalize", text), lambda: normalize(text), lambda n: 2 * len(n))
+# Parsing costs a few evaluator steps per character of action text (bench/bench_expr_steps.py).
+PARSE_STEPS_PER_CHAR: Final = 5
+_BYTES_PER_STEP: Final = 256
 
 
-def _analyze(text: str) -> Analysis:
-    n = normalized(text)
-    t = n.strip()
-    single = False
-    if t.startswith("{{") and t.endswith("}}"):
-        try:
-            tree = parse(t, BUILTIN_NAMES)
-        except TemplateError:
-            tree = None
-        single = tree is not None and len(tree.nodes) == 1 and isinstance(tree.nodes[0], ActionNode)
-    return Analysis(n, t, single)
+def parse_cost(text: str) -> int:
+    """Steps for analysing and parsing `text`, computable before doing it."""
+    inside = 0
+    i = text.find("{{")
+    while i >= 0:
+        j = text.find("}}", i + 2)
+        end = len(text) if j < 0 else j + 2
+        inside += end - i
+        i = text.find("{{", end)
+    return PARSE_STEPS_PER_CHAR * inside + len(text) // _BYTES_PER_STEP
 
 
-def analyze(text: str) -> Analysis:
-    """Normalise and run the single-action check (parse with Go builtins only)."""
-    return _CACHE.get_or_compute(
-        ("analyze", text),
-        lambda: _analyze(text),
-        lambda a: len(text) + len(a.normalized) + NODE_BYTES,
-    )
-
-
-def _parse_full(text: str, deterministic: bool) -> ListNode | TemplateError:
+def _single_action(t: str) -> bool:
+    if not (t.startswith("{{") and t.endswith("}}")):
+        return False
     try:
-        return parse(
+        tree = parse(t, BUILTIN_NAMES)
+    except TemplateError:
+        return False
+    return len(tree.nodes) == 1 and isinstance(tree.nodes[0], ActionNode)
+
+
+def analyze(text: str, charge: Callable[[int], None] | None = None) -> Analysis:
+    """Normalise and run the single-action check (parse with Go builtins only), cached.
+
+    With `charge`, the cost is paid first: on a miss, for the raw text before normalising and
+    for the normalised text (which may be several times longer) before parsing it.
+    """
+    key = ("analyze", text)
+    hit = _CACHE.get(key)
+    if isinstance(hit, Analysis):
+        if charge is not None:
+            charge(hit.cost)
+        return hit
+    raw_cost = parse_cost(text)
+    if charge is not None:
+        charge(raw_cost)
+    n = normalize(text)
+    parse_steps = parse_cost(n)
+    if charge is not None:
+        charge(parse_steps)
+    t = n.strip()
+    a = Analysis(n, t, _single_action(t), raw_cost + parse_steps)
+    _CACHE.put(key, a, len(text) + len(n) + NODE_BYTES)
+    return a
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A parsed tree (or the parse error to raise again) and the step names the text uses."""
+
+    tree: ListNode | TemplateError
+    step_refs: tuple[str, ...]
+
+
+def _compile(text: str, deterministic: bool) -> Compiled:
+    try:
+        tree: ListNode | TemplateError = parse(
             text, function_names(allow_now=not deterministic, allow_random=not deterministic)
         )
     except TemplateError as exc:
-        return exc
+        tree = exc
+    return Compiled(tree, tuple(sorted(extract_step_references(text))))
 
 
-def _tree_cost(text: str, res: ListNode | TemplateError) -> int:
-    if isinstance(res, TemplateError):
-        return len(text) + len(str(res)) + NODE_BYTES
-    return len(text) + NODE_BYTES * len(walk(res))
+def _compiled_cost(text: str, c: Compiled) -> int:
+    refs = sum(map(len, c.step_refs))
+    if isinstance(c.tree, TemplateError):
+        return len(text) + len(str(c.tree)) + refs + NODE_BYTES
+    return len(text) + refs + NODE_BYTES * len(walk(c.tree))
+
+
+def compiled(text: str, *, deterministic: bool = False) -> Compiled:
+    """Tree and step references of an already normalised text (full function map; cached)."""
+    return _CACHE.get_or_compute(
+        ("compile", text, deterministic),
+        lambda: _compile(text, deterministic),
+        lambda c: _compiled_cost(text, c),
+    )
 
 
 def compile_template(text: str, *, deterministic: bool = False) -> ListNode:
     """Parsed tree of an already normalised text with the full function map (cached)."""
-    res = _CACHE.get_or_compute(
-        ("compile", text, deterministic),
-        lambda: _parse_full(text, deterministic),
-        lambda r: _tree_cost(text, r),
-    )
+    res = compiled(text, deterministic=deterministic).tree
     if isinstance(res, TemplateError):
         raise type(res)(*res.args)
     return res
-
-
-def step_refs(normalized: str) -> tuple[str, ...]:
-    """Sorted step names a normalised template references (for the offload guard)."""
-    return _CACHE.get_or_compute(
-        ("refs", normalized),
-        lambda: tuple(sorted(extract_step_references(normalized))),
-        lambda refs: len(normalized) + sum(map(len, refs)) + NODE_BYTES,
-    )
 
 
 def cache_info() -> CacheInfo:

@@ -226,6 +226,9 @@ class _State:
         if isinstance(val, str):
             self.out.write(val)
             return
+        if not isinstance(val, list | dict):
+            self.out.write(print_value(val))  # a scalar: a few bytes
+            return
         limit = self.out.max_bytes - self.out.size if self.out.max_bytes else 0
         sink = Sink(limit, "output", self.budget.charge)
         try:
@@ -358,11 +361,11 @@ class _State:
 
     def arg_value(self, dot: object, node: Node) -> object:
         """Evaluate one argument node to a value (Go evalArg with an empty-interface type)."""
-        self.at(node)
-        if isinstance(node, DotNode):
-            return dot
+        self.node = node
         if isinstance(node, FieldNode):
             return self.field_chain(dot, node.idents, [node], _MISSING)
+        if isinstance(node, DotNode):
+            return dot
         if isinstance(node, VariableNode):
             return self.variable(dot, node, [node], _MISSING)
         if isinstance(node, PipeNode):
@@ -376,8 +379,11 @@ class _State:
     def typed_arg(self, dot: object, node: Node, kind: str) -> object:
         """Go evalArg for a parameter of `kind`: literals are checked by their node, evaluated
         values by their type (validateType)."""
+        if kind == "any":
+            value = self.arg_value(dot, node)
+            return None if value is NO_VALUE else value
         if isinstance(node, BoolNode | NumberNode | StringNode | NilNode):
-            self.at(node)
+            self.node = node
             value, err = _typed_literal(node, kind)
             if err is not None:
                 self.fail(err)
@@ -408,7 +414,11 @@ class _State:
         err = spec.arity_error(len(argn), n_in)
         if err is not None:
             self.fail(err)
-        values = [self.typed_arg(dot, n, spec.kind(k)) for k, n in enumerate(argn)]
+        params, fixed = spec.params, len(spec.params)
+        rest = str(spec.variadic)
+        values = [
+            self.typed_arg(dot, n, params[k] if k < fixed else rest) for k, n in enumerate(argn)
+        ]
         if final is not _MISSING:
             values.append(self.validated(final, spec.kind(len(argn))))
         try:

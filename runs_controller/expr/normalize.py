@@ -119,6 +119,8 @@ def _subscripts(body: str) -> str:
     starts, `opens` the run start saved at each unmatched `(`, and `prefixes` how many
     `(index ` go before an element.
     """
+    if "[" not in body:
+        return body
     out: list[str] = []
     prefixes: dict[int, int] = {}
     opens: list[int] = []
