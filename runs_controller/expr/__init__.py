@@ -6,9 +6,11 @@ See section 8 of the data-model spec; `api` holds the evaluation algorithm.
 from __future__ import annotations
 
 from .api import evaluate_condition, resolve_template_string, resolve_value
-from .cache import clear_caches
+from .cache import cache_info, clear_caches
 from .errors import (
     EvaluationBlocked,
+    InternalError,
+    InvalidLimits,
     LimitExceeded,
     OffloadedData,
     TemplateError,
@@ -25,12 +27,15 @@ from .validate import (
 
 __all__ = [
     "EvaluationBlocked",
+    "InternalError",
+    "InvalidLimits",
     "LimitExceeded",
     "Limits",
     "OffloadedData",
     "TemplateError",
     "TemplateSafetyError",
     "TemplateSyntaxError",
+    "cache_info",
     "check_template_safety",
     "clear_caches",
     "evaluate_condition",

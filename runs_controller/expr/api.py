@@ -1,21 +1,39 @@
-"""The evaluation algorithm of the contract (§8.4): fast paths, offload guard, render, re-read."""
+"""The evaluation algorithm of the contract (§8.4): fast paths, offload guard, render, re-read.
+
+One public call is one evaluation with one Budget: `resolve_value` shares it across every template
+of the value, so a `with` block of many templates costs at most one budget. Only TemplateError
+subclasses leave these functions (an unexpected failure is an InternalError); a negative limit is
+InvalidLimits, which is also a ValueError.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
-from typing import Any
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .cache import analyze, compile_template
-from .errors import EvaluationBlocked, LimitExceeded, OffloadedData, TemplateError
+from .cache import analyze, compiled, parse_cost
+from .errors import (
+    EvaluationBlocked,
+    InternalError,
+    InvalidLimits,
+    LimitExceeded,
+    OffloadedData,
+    TemplateError,
+)
 from .evaluator import execute
+from .functions import functions
 from .limits import DEFAULT_LIMITS, Budget, Limits
 from .parser import go_unquote
-from .validate import extract_step_references
 from .values import go_type_name
 
-__all__ = ["evaluate_condition", "resolve_template_string", "resolve_value"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .functions import FuncSpec
+
+__all__ = ["evaluate_condition", "parse_cost", "resolve_template_string", "resolve_value"]
 
 MAX_RESOLVE_DEPTH = 128
 _STORAGE_REF = "$bubuStorageRef"
@@ -101,30 +119,39 @@ def _fast_path(expr: str, vars: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def _has_storage_ref(v: Any) -> bool:
+def _has_storage_ref(v: Any, budget: Budget) -> bool:
+    """Whether `v` holds a storage ref at any depth; each container is visited once (shared or
+    cyclic data cannot loop) and the walk is charged."""
     stack = [v]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, dict):
-            if _STORAGE_REF in x:
-                return True
-            stack.extend(x.values())
-        elif isinstance(x, list):
-            stack.extend(x)
-    return False
+    seen: set[int] = set()
+    visited = 0
+    try:
+        while stack:
+            x = stack.pop()
+            if not isinstance(x, dict | list) or id(x) in seen:
+                continue
+            seen.add(id(x))
+            visited += len(x) + 1
+            if visited > 4096:
+                budget.charge_items(visited)
+                visited = 0
+            if isinstance(x, dict):
+                if _STORAGE_REF in x:
+                    return True
+                stack.extend(x.values())
+            else:
+                stack.extend(x)
+        return False
+    finally:
+        budget.charge_items(visited)
 
 
-@lru_cache(maxsize=1000)
-def _step_refs(normalized: str) -> tuple[str, ...]:
-    return tuple(sorted(extract_step_references(normalized)))
-
-
-def _offload_guard(normalized: str, vars: Any) -> None:
+def _offload_guard(step_refs: tuple[str, ...], vars: Any, budget: Budget) -> None:
     steps = vars.get("steps") if isinstance(vars, dict) else None
     if not isinstance(steps, dict):
         return
-    for name in _step_refs(normalized):
-        if name in steps and _has_storage_ref(steps[name]):
+    for name in step_refs:
+        if name in steps and _has_storage_ref(steps[name], budget):
             raise OffloadedData(
                 "offloaded data usage detected: compound template references "
                 "step output containing storage ref"
@@ -147,15 +174,54 @@ def _reject(name: str) -> Any:
     raise ValueError(name)
 
 
+# One decoder for every re-read (json.loads would build one per call); it keeps no state
+# between calls, like the json module's own shared decoder.
+_DECODER = json.JSONDecoder(parse_int=_json_int, parse_float=_json_float, parse_constant=_reject)
+
+
 def _reread_json(rendered: str) -> tuple[bool, Any]:
     try:
-        return True, json.loads(
-            rendered.strip(), parse_int=_json_int, parse_float=_json_float, parse_constant=_reject
-        )
+        return True, _DECODER.decode(rendered.strip())
     except (ValueError, RecursionError):
         return False, None
 
 
+F = TypeVar("F", bound="Callable[..., Any]")
+
+
+def _only_template_errors(fn: F) -> F:
+    """Let only TemplateError subclasses (and InvalidLimits, one of them) leave `fn`."""
+
+    @wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TemplateError:
+            raise
+        except RecursionError as exc:
+            raise LimitExceeded("template evaluation exceeded max recursion depth") from exc
+        except MemoryError as exc:
+            raise LimitExceeded("template evaluation ran out of memory") from exc
+        except Exception as exc:
+            raise InternalError(f"internal error: {type(exc).__name__}: {exc}") from exc
+
+    return guarded  # type: ignore[return-value]
+
+
+def _check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise TemplateError(f"template must be a string, got {type(text).__name__}")
+    return text
+
+
+def _output_limit(lim: Limits, max_output_bytes: int | None) -> int:
+    max_out = lim.max_output_bytes if max_output_bytes is None else max_output_bytes
+    if max_out < 0:
+        raise InvalidLimits("max_output_bytes must not be negative")
+    return max_out
+
+
+@_only_template_errors
 def resolve_template_string(
     text: str,
     vars: Any,
@@ -165,26 +231,28 @@ def resolve_template_string(
     limits: Limits | None = None,
 ) -> Any:
     """Evaluate one template string to a JSON value (contract §8.4)."""
+    lim = limits or DEFAULT_LIMITS
+    max_out = _output_limit(lim, max_output_bytes)
+    return _resolve_string(_check_text(text), vars, Budget(lim), max_out, deterministic)
+
+
+def _resolve_string(text: str, vars: Any, budget: Budget, max_out: int, det: bool) -> Any:
     if "{{" not in text:
         return text
-    lim = limits or DEFAULT_LIMITS
-    max_out = lim.max_output_bytes if max_output_bytes is None else max_output_bytes
-    if max_out < 0:
-        raise ValueError("max_output_bytes must not be negative")
-    info = analyze(text)
+    info = analyze(text, budget.charge)  # its parse cost is paid before any parsing
     if info.single_action:
         expr = info.trimmed[2:-2].strip()
         if expr.startswith((".", "index", "(index")):
             hit, value = _fast_path(expr, vars)
             if hit:
                 return value
-    _offload_guard(info.normalized, vars)
     source = info.trimmed if info.single_action else info.normalized
-    tree = compile_template(source, deterministic=deterministic)
-    try:
-        rendered = execute(tree, vars, _funcs(deterministic), Budget(lim), max_out, source=source)
-    except RecursionError as exc:
-        raise LimitExceeded("template evaluation exceeded max recursion depth") from exc
+    comp = compiled(source, deterministic=det)
+    _offload_guard(comp.step_refs, vars, budget)  # before a parse error, as in the reference
+    tree = comp.tree
+    if isinstance(tree, TemplateError):
+        raise type(tree)(*tree.args)
+    rendered = execute(tree, vars, _funcs(det), budget, max_out, source=source)
     if info.single_action:
         ok, value = _reread_json(rendered)
         if ok:
@@ -192,9 +260,7 @@ def resolve_template_string(
     return rendered
 
 
-def _funcs(deterministic: bool) -> Any:
-    from .functions import functions
-
+def _funcs(deterministic: bool) -> Mapping[str, FuncSpec]:
     return functions(allow_now=not deterministic, allow_random=not deterministic)
 
 
@@ -202,11 +268,15 @@ _TRUE = frozenset({"true", "1", "yes", "y"})
 _FALSE = frozenset({"false", "0", "no", "n", ""})
 
 
-def evaluate_condition(text: str, vars: Any, *, deterministic: bool = False) -> bool:
+@_only_template_errors
+def evaluate_condition(
+    text: str, vars: Any, *, deterministic: bool = False, limits: Limits | None = None
+) -> bool:
     """Evaluate an `if`/`until`/`postExecution` condition; empty means true (§8.4)."""
-    if text.strip() == "":
+    if _check_text(text).strip() == "":
         return True
-    v = resolve_template_string(text, vars, deterministic=deterministic)
+    lim = limits or DEFAULT_LIMITS
+    v = _resolve_string(text, vars, Budget(lim), lim.max_output_bytes, deterministic)
     if isinstance(v, bool):
         return v
     if isinstance(v, str):
@@ -219,39 +289,60 @@ def evaluate_condition(text: str, vars: Any, *, deterministic: bool = False) -> 
     raise TemplateError(f"condition did not resolve to boolean, got {go_type_name(v)}")
 
 
+@_only_template_errors
 def resolve_value(
-    value: Any, vars: Any, *, deterministic: bool = False, max_output_bytes: int | None = None
+    value: Any,
+    vars: Any,
+    *,
+    deterministic: bool = False,
+    max_output_bytes: int | None = None,
+    limits: Limits | None = None,
 ) -> Any:
-    """Resolve every template inside a JSON value; `$bubuTemplate` wrappers are replaced."""
-    return _resolve(value, vars, 0, deterministic, max_output_bytes)
+    """Resolve every template inside a JSON value; `$bubuTemplate` wrappers are replaced.
+
+    One budget covers the whole value; the output limit applies to each template string.
+    """
+    lim = limits or DEFAULT_LIMITS
+    res = _Resolver(Budget(lim), _output_limit(lim, max_output_bytes), deterministic)
+    return res.resolve(value, vars, 0)
 
 
-def _resolve(value: Any, vars: Any, depth: int, det: bool, max_out: int | None) -> Any:
-    if depth > MAX_RESOLVE_DEPTH:
-        raise LimitExceeded(f"template value exceeded max resolve depth {MAX_RESOLVE_DEPTH}")
-    if isinstance(value, dict):
-        if "$bubuTemplate" in value:
-            tmpl = value["$bubuTemplate"]
-            if not isinstance(tmpl, str):
-                raise TemplateError("$bubuTemplate must be a string")
-            merged = vars
-            if "$bubuTemplateVars" in value:
-                extra = _resolve(value["$bubuTemplateVars"], vars, depth + 1, det, max_out)
-                if extra is not None and not isinstance(extra, dict):
-                    raise TemplateError("$bubuTemplateVars must be an object")
-                merged = {**(vars if isinstance(vars, dict) else {}), **(extra or {})}
-            return resolve_template_string(
-                tmpl, merged, deterministic=det, max_output_bytes=max_out
-            )
-        return {k: _resolve(v, vars, depth + 1, det, max_out) for k, v in value.items()}
-    if isinstance(value, list):
-        out = []
-        for i, item in enumerate(value):
-            try:
-                out.append(_resolve(item, vars, depth + 1, det, max_out))
-            except TemplateError as exc:
-                raise type(exc)(f"index {i}: {exc}") from exc
-        return out
-    if isinstance(value, str):
-        return resolve_template_string(value, vars, deterministic=det, max_output_bytes=max_out)
-    return value
+class _Resolver:
+    """The walk of `resolve_value`, sharing one budget across every template it meets."""
+
+    def __init__(self, budget: Budget, max_out: int, det: bool) -> None:
+        self.budget = budget
+        self.max_out = max_out
+        self.det = det
+
+    def resolve(self, value: Any, vars: Any, depth: int) -> Any:
+        if depth > MAX_RESOLVE_DEPTH:
+            raise LimitExceeded(f"template value exceeded max resolve depth {MAX_RESOLVE_DEPTH}")
+        self.budget.tick()
+        if isinstance(value, dict):
+            if "$bubuTemplate" in value:
+                return self.wrapper(value, vars, depth)
+            return {k: self.resolve(v, vars, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            out = []
+            for i, item in enumerate(value):
+                try:
+                    out.append(self.resolve(item, vars, depth + 1))
+                except TemplateError as exc:
+                    raise type(exc)(f"index {i}: {exc}") from exc
+            return out
+        if isinstance(value, str):
+            return _resolve_string(value, vars, self.budget, self.max_out, self.det)
+        return value
+
+    def wrapper(self, value: dict[str, Any], vars: Any, depth: int) -> Any:
+        tmpl = value["$bubuTemplate"]
+        if not isinstance(tmpl, str):
+            raise TemplateError("$bubuTemplate must be a string")
+        merged = vars
+        if "$bubuTemplateVars" in value:
+            extra = self.resolve(value["$bubuTemplateVars"], vars, depth + 1)
+            if extra is not None and not isinstance(extra, dict):
+                raise TemplateError("$bubuTemplateVars must be an object")
+            merged = {**(vars if isinstance(vars, dict) else {}), **(extra or {})}
+        return _resolve_string(tmpl, merged, self.budget, self.max_out, self.det)

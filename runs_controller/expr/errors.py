@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = [
     "EvaluationBlocked",
+    "InternalError",
+    "InvalidLimits",
     "LimitExceeded",
     "OffloadedData",
     "TemplateError",
@@ -34,3 +36,12 @@ class LimitExceeded(TemplateError):
 
 class TemplateSafetyError(TemplateError):
     """A template mentions a refused function (`env`, `expandenv`, `getHostByName`)."""
+
+
+class InvalidLimits(TemplateError, ValueError):
+    """A budget was configured with a negative value (a caller bug, also a ValueError)."""
+
+
+class InternalError(TemplateError):
+    """An unexpected failure inside the evaluator (a bug), reported as a template error so that a
+    reconciler marks the object Failed instead of retrying it forever."""

@@ -1,11 +1,18 @@
 """The function catalogue (§8.6): Go builtins, the allowed Sprig subset and the custom helpers.
 
 `env`, `expandenv` and `getHostByName` are deliberately absent: naming them is a parse error.
+
+Cost and size: every call is charged for the length of its string and container arguments
+before it runs (the work of most functions is linear in them). Functions that can build a
+result larger than their input, or that walk values deeply, are `budgeted`: they receive the
+evaluation's Budget, charge their real work and check the UTF-8 size of their result before
+building it. Any exception inside a function becomes a `FuncError` (or `LimitExceeded`).
 """
 
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import json
 import math
@@ -16,7 +23,7 @@ import urllib.parse
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -26,10 +33,14 @@ from runs_controller.engine.durations import format_go_duration, parse_go_durati
 
 from .errors import LimitExceeded, OffloadedData, TemplateError
 from .gofmt import MAX_WIDTH, go_sprint, go_sprintf, go_sprintln
+from .limits import BYTES_PER_STEP, CHARS_PER_STEP, ITEMS_PER_STEP, Budget
+from .normalize import go_quote
+from .text import Sink, utf8_len
 from .values import (
     NO_VALUE,
     GoInt,
     GoTime,
+    deep_key,
     go_eq,
     go_less,
     go_type_name,
@@ -39,10 +50,12 @@ from .values import (
     print_value,
     to_json,
     truthy,
+    write_chunked,
+    write_escaped,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "BUILTIN_NAMES",
@@ -66,53 +79,93 @@ def _wrap64(n: int) -> int:
     return n - _I64 if n >= 2**63 else n
 
 
+# Exceptions whose own text is the message (as before); anything else is named by its type.
+_PLAIN_ERRORS = (
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    ArithmeticError,
+    UnicodeError,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class FuncSpec:
-    """A callable with Go parameter kinds: any, str, int, float, bool, map, time."""
+    """A callable with Go parameter kinds: any, str, int, float, bool, map, time.
+
+    `budgeted`: `fn` takes the evaluation's Budget first (it charges its own deep work and
+    checks its result size). `str_rate`: bytes of string arguments per charged step (lower for
+    functions that loop over characters in Python).
+    """
 
     name: str
     fn: Callable[..., object]
     params: tuple[str, ...] = ()
     variadic: str | None = None
+    budgeted: bool = False
+    str_rate: int = BYTES_PER_STEP
 
-    def invoke(self, args: list[object]) -> object:
-        n, want = len(args), len(self.params)
-        if (self.variadic is None and n != want) or n < want:
-            at_least = "at least " if self.variadic is not None else ""
-            raise TemplateError(
-                f"wrong number of args for {self.name}: want {at_least}{want} got {n}"
-            )
-        conv = [
-            _convert(a, self.params[k] if k < want else str(self.variadic))
-            for k, a in enumerate(args)
-        ]
+    def kind(self, k: int) -> str:
+        """Parameter kind of argument k."""
+        return self.params[k] if k < len(self.params) else str(self.variadic)
+
+    def arity_error(self, n_args: int, n_in: int) -> str | None:
+        """Go's message for a wrong argument count; `n_args` excludes a piped final value."""
+        want = len(self.params)
+        if self.variadic is not None:
+            if n_in < want:
+                return f"wrong number of args for {self.name}: want at least {want} got {n_args}"
+        elif n_in != want:
+            return f"wrong number of args for {self.name}: want {want} got {n_in}"
+        return None
+
+    def invoke(self, args: list[object], budget: Budget) -> object:
+        """Call with converted arguments; charged first, and only TemplateErrors escape."""
+        budget.charge(_argument_cost(args, self.str_rate))
         try:
-            return self.fn(*conv)
+            return self.fn(budget, *args) if self.budgeted else self.fn(*args)
         except (FuncError, OffloadedData, LimitExceeded):
             raise
         except TemplateError as exc:
             raise FuncError(str(exc)) from exc
-        except (
-            ValueError,
-            TypeError,
-            IndexError,
-            KeyError,
-            ZeroDivisionError,
-            OverflowError,
-            ArithmeticError,
-            UnicodeError,
-        ) as exc:
+        except RecursionError as exc:
+            raise LimitExceeded(f"{self.name}: value nested too deeply") from exc
+        except MemoryError as exc:
+            raise LimitExceeded(f"{self.name}: out of memory") from exc
+        except _PLAIN_ERRORS as exc:
             raise FuncError(str(exc) or type(exc).__name__) from exc
+        except Exception as exc:
+            raise FuncError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _convert(v: object, kind: str) -> object:
-    if v is NO_VALUE:
-        v = None
+def _argument_cost(args: list[object], str_rate: int) -> int:
+    """Steps for work linear in the arguments: their string bytes and container lengths."""
+    chars = items = 0
+    for a in args:
+        if isinstance(a, str):
+            chars += len(a)
+        elif isinstance(a, list | dict):
+            items += len(a)
+    return chars // str_rate + items // ITEMS_PER_STEP
+
+
+def convert_value(v: object, kind: str) -> object:
+    """Go's validateType for an evaluated argument: `v` must suit a parameter of `kind`.
+
+    A nil from a map lookup (None) is a nil interface, a nil that crossed a pipeline
+    (NO_VALUE) is Go's invalid value; their messages differ as in Go. A whole-number JSON
+    number is accepted as an int (ruling "Expressions").
+    """
     if kind == "any":
-        return v
-    gt = go_type_name(v)
-    if v is None:
+        return None if v is NO_VALUE else v
+    if v is NO_VALUE:
+        if kind == "map":
+            return {}  # a nil map
         raise TemplateError(f"invalid value; expected {_GO_KIND[kind]}")
+    if v is None:
+        raise TemplateError(f"wrong type for value; expected {_GO_KIND[kind]}; got interface {{}}")
+    gt = go_type_name(v)
     if kind == "str" and isinstance(v, str):
         return v
     if kind == "int":
@@ -120,7 +173,7 @@ def _convert(v: object, kind: str) -> object:
             return v.value
         if isinstance(v, int | float) and not isinstance(v, bool):
             f = num_float(v)
-            if f.is_integer():
+            if f.is_integer() and -(2**63) <= f < 2**63:
                 return int(f)
     if kind == "float" and not isinstance(v, bool):
         if isinstance(v, GoInt):
@@ -149,11 +202,11 @@ _GO_KIND = {
 # --- shared helpers (Sprig conversions) -------------------------------------------------------
 
 
-def strval(v: object) -> str:
-    """Sprig strval: strings as-is, everything else through `%v`."""
+def strval(budget: Budget, v: object) -> str:
+    """Sprig strval: strings as-is, everything else through `%v` (charged, size-limited)."""
     if isinstance(v, str):
         return v
-    return print_value(v, top=False)
+    return print_value(v, top=False, limit=budget.limits.max_value_bytes, charge=budget.charge)
 
 
 def to_int64(v: object) -> int:
@@ -211,12 +264,23 @@ def _as_list(v: object, what: str) -> list[Any]:
     raise FuncError(f"Cannot {what} on type {go_type_name(v)}")
 
 
-def strslice(v: object) -> list[str]:
-    if isinstance(v, list):
-        return [strval(x) for x in v if not is_nil(x)]
+def strslice(budget: Budget, v: object) -> list[str]:
+    """Sprig strslice, refusing once the strings together pass the value limit."""
     if is_nil(v):
         return []
-    return [strval(v)]
+    if not isinstance(v, list):
+        return [strval(budget, v)]
+    budget.charge_items(len(v))
+    out: list[str] = []
+    total = 0
+    for x in v:
+        if is_nil(x):
+            continue
+        s = strval(budget, x)
+        total += utf8_len(s) + 1
+        budget.check_bytes(total, "list of strings")
+        out.append(s)
+    return out
 
 
 def _storage_selector(v: object) -> str | None:
@@ -268,8 +332,21 @@ def _eq(a: object, *bs: object) -> bool:
     return any(go_eq(a, b) for b in bs)
 
 
-def _html(*args: object) -> str:
-    s = args[0] if len(args) == 1 and isinstance(args[0], str) else go_sprint(list(args))
+def _print_args(budget: Budget, args: tuple[object, ...]) -> str:
+    """The text html/js/urlquery escape: a lone string, else `fmt.Sprint` of the arguments."""
+    if len(args) == 1 and isinstance(args[0], str):
+        return args[0]
+    return go_sprint(list(args), limit=budget.limits.max_value_bytes, charge=budget.charge)
+
+
+def _escape_into(budget: Budget, s: str, fn: Callable[[str], str], factor: int, what: str) -> str:
+    budget.charge_bytes(factor * len(s))
+    sink = budget.sink(what)
+    write_chunked(sink, s, fn, factor)
+    return sink.getvalue()
+
+
+def _html_escape(s: str) -> str:
     return (
         s.replace("&", "&amp;")
         .replace("<", "&lt;")
@@ -280,22 +357,28 @@ def _html(*args: object) -> str:
     )
 
 
-def _js(*args: object) -> str:
-    s = args[0] if len(args) == 1 and isinstance(args[0], str) else go_sprint(list(args))
-    out: list[str] = []
-    for ch in s:
-        if ch in "\\'\"":
-            out.append("\\" + ch)
-        elif ch in "<>&=" or (not ch.isprintable() and ord(ch) < 0x80):
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return "".join(out)
+def _html(budget: Budget, *args: object) -> str:
+    return _escape_into(budget, _print_args(budget, args), _html_escape, 5, "html result")
 
 
-def _urlquery(*args: object) -> str:
-    s = args[0] if len(args) == 1 and isinstance(args[0], str) else go_sprint(list(args))
-    return urllib.parse.quote_plus(s, safe="-_.~")
+# Go's JSEscape for the ASCII it escapes (a translate table: no Python work per character).
+_JS_TABLE = {ord(c): "\\" + c for c in "\\'\""} | {
+    c: f"\\u{c:04X}" for c in [*range(0x20), 0x7F, *map(ord, "<>&=")]
+}
+
+
+def _js(budget: Budget, *args: object) -> str:
+    def esc(s: str) -> str:
+        return s.translate(_JS_TABLE)
+
+    return _escape_into(budget, _print_args(budget, args), esc, 6, "js result")
+
+
+def _urlquery(budget: Budget, *args: object) -> str:
+    def esc(s: str) -> str:
+        return urllib.parse.quote_plus(s, safe="-_.~")
+
+    return _escape_into(budget, _print_args(budget, args), esc, 3, "urlquery result")
 
 
 def _call(*_args: object) -> object:
@@ -416,9 +499,15 @@ def _untitle(s: str) -> str:
     return "".join(out)
 
 
+# Zero-width forms of `([a-z0-9])([A-Z])` and `([A-Z]+)([A-Z][a-z])` -> "\1 \2": the same
+# insertions, without the backtracking that made a long run of capitals quadratic.
+_LOWER_UPPER = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_UPPER_RUN_END = re.compile(r"(?<=[A-Z])(?=[A-Z][a-z])")
+
+
 def _words(s: str) -> list[str]:
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", s)
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", s)
+    s = _LOWER_UPPER.sub(" ", s)
+    s = _UPPER_RUN_END.sub(" ", s)
     return [w for w in re.split(r"[^A-Za-z0-9]+", s) if w]
 
 
@@ -438,54 +527,112 @@ def _initials(s: str) -> str:
     return "".join(w[0] for w in s.split() if w)
 
 
-def _wrap_custom(width: int, sep: str, s: str) -> str:
+class _Lines(list[str]):
+    """Lines of a wrap result; refuses once they and their separators pass the value limit."""
+
+    def __init__(self, budget: Budget, sep_bytes: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.sep_bytes = sep_bytes
+        self.size = -sep_bytes
+
+    def append(self, line: str) -> None:
+        self.size += utf8_len(line) + self.sep_bytes
+        if len(self) % 1024 == 0:
+            self.budget.check_bytes(self.size, "wrap result")
+        super().append(line)
+
+    def extend(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.append(line)
+
+
+def _wrap_lines(width: int, s: str, lines: list[str]) -> list[str]:
+    """The lines of Sprig's word wrap, appended to `lines`; linear (long words are cut by
+    slicing, a line is accumulated as parts) so a width of 1 over a long word is not quadratic."""
     width = max(width, 1)
-    lines: list[str] = []
     for para in s.split("\n"):
-        cur = ""
+        parts: list[str] = []
+        size = 0
         for word in para.split(" "):
-            while len(word) > width:
-                if cur:
-                    lines.append(cur)
-                    cur = ""
-                lines.append(word[:width])
-                word = word[width:]
-            if not cur:
-                cur = word
-            elif len(cur) + 1 + len(word) <= width:
-                cur += " " + word
+            if len(word) > width:
+                if size:
+                    lines.append("".join(parts))
+                    parts, size = [], 0
+                cut = (len(word) - 1) // width * width
+                lines.extend(word[k : k + width] for k in range(0, cut, width))
+                word = word[cut:]
+            if not size:
+                parts, size = [word], len(word)
+            elif size + 1 + len(word) <= width:
+                parts += (" ", word)
+                size += 1 + len(word)
             else:
-                lines.append(cur)
-                cur = word
-        lines.append(cur)
+                lines.append("".join(parts))
+                parts, size = [word], len(word)
+        lines.append("".join(parts))
+    return lines
+
+
+def _wrap_custom(budget: Budget, width: int, sep: str, s: str) -> str:
+    lines = _wrap_lines(width, s, _Lines(budget, utf8_len(sep)))
+    assert isinstance(lines, _Lines)  # noqa: S101 - built above
+    budget.charge_items(len(lines))
+    budget.check_bytes(lines.size, "wrap result")
     return sep.join(lines)
 
 
-def _indent(spaces: int, v: str) -> str:
+def _indent(budget: Budget, spaces: int, v: str, *, lead: str = "") -> str:
     if spaces > MAX_WIDTH:
         raise LimitExceeded(f"indent exceeds {MAX_WIDTH} spaces")
-    pad = " " * max(spaces, 0)
-    return pad + v.replace("\n", "\n" + pad)
+    n = max(spaces, 0)
+    added = n * (v.count("\n") + 1)
+    budget.check_bytes(len(lead) + utf8_len(v) + added, "indent result")
+    budget.charge_bytes(added)
+    pad = " " * n
+    return lead + pad + v.replace("\n", "\n" + pad)
 
 
-def _quote(*vs: object) -> str:
-    from .normalize import go_quote
-
-    return " ".join(go_quote(strval(v)) for v in vs if not is_nil(v))
-
-
-def _squote(*vs: object) -> str:
-    return " ".join(f"'{strval(v)}'" for v in vs if not is_nil(v))
+def _replace(budget: Budget, old: str, new: str, s: str) -> str:
+    count = len(s) + 1 if old == "" else s.count(old)
+    size = utf8_len(s) + count * (utf8_len(new) - utf8_len(old))
+    budget.check_bytes(size, "replace result")
+    budget.charge_bytes(size)
+    return s.replace(old, new)
 
 
-def _cat(*vs: object) -> str:
-    return go_sprintf(
-        " ".join(["%v"] * sum(1 for v in vs if not is_nil(v))), [v for v in vs if not is_nil(v)]
-    )
+def _quote(budget: Budget, *vs: object) -> str:
+    sink = budget.sink("quote result")
+    for v in vs:
+        if is_nil(v):
+            continue
+        if sink.size:
+            sink.write(" ")
+        s = strval(budget, v)
+        budget.charge_bytes(4 * len(s))
+        write_escaped(sink, s, go_quote, 4)
+    return sink.getvalue()
+
+
+def _squote(budget: Budget, *vs: object) -> str:
+    sink = budget.sink("squote result")
+    for v in vs:
+        if is_nil(v):
+            continue
+        if sink.size:
+            sink.write(" ")
+        sink.write(f"'{strval(budget, v)}'")
+    return sink.getvalue()
+
+
+def _cat(budget: Budget, *vs: object) -> str:
+    args = [v for v in vs if not is_nil(v)]
+    fmt = " ".join(["%v"] * len(args))
+    return go_sprintf(fmt, args, limit=budget.limits.max_value_bytes, charge=budget.charge)
 
 
 def _nospace(s: str) -> str:
-    return "".join(ch for ch in s if not ch.isspace())
+    return "".join(s.split())
 
 
 def _plural(one: str, many: str, count: int) -> str:
@@ -513,9 +660,9 @@ def _atoi(s: str) -> GoInt:
         return GoInt(0)
 
 
-def _to_decimal(v: object) -> GoInt:
+def _to_decimal(budget: Budget, v: object) -> GoInt:
     try:
-        return GoInt(_wrap64(int(strval(v), 8)), "int64")
+        return GoInt(_wrap64(int(strval(budget, v), 8)), "int64")
     except ValueError:
         return GoInt(0, "int64")
 
@@ -569,12 +716,22 @@ def _round(a: object, p: int, *r_opt: object) -> float:
 # --- lists and dicts ---------------------------------------------------------------------------
 
 
-def _push(lst: object, v: object) -> list[Any]:
-    return [*_as_list(lst, "push"), v]
+def _list(budget: Budget, *vs: object) -> list[Any]:
+    """`list`/`tuple`: the result's size (aliases expanded) is checked before it exists."""
+    budget.check_bytes(2 + sum(map(budget.measure, vs)) + max(len(vs) - 1, 0), "list")
+    return list(vs)
 
 
-def _prepend(lst: object, v: object) -> list[Any]:
-    return [v, *_as_list(lst, "prepend")]
+def _push(budget: Budget, lst: object, v: object) -> list[Any]:
+    items = _as_list(lst, "push")
+    budget.check_bytes(budget.measure(items) + budget.measure(v) + 1, "list")
+    return [*items, v]
+
+
+def _prepend(budget: Budget, lst: object, v: object) -> list[Any]:
+    items = _as_list(lst, "prepend")
+    budget.check_bytes(budget.measure(items) + budget.measure(v) + 1, "list")
+    return [v, *items]
 
 
 def _first(lst: object) -> object:
@@ -601,39 +758,55 @@ def _reverse(lst: object) -> list[Any]:
     return list(reversed(_as_list(lst, "find reverse")))
 
 
-def _deep_equal(a: object, b: object) -> bool:
-    if type(a) is not type(b) and not (
-        isinstance(a, int | float)
-        and isinstance(b, int | float)
-        and not isinstance(a, bool | GoInt)
-        and not isinstance(b, bool | GoInt)
-    ):
-        return False
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_deep_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_deep_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, int | float) and not isinstance(a, bool | GoInt):
-        return num_float(a) == num_float(b)
-    return a == b
+class _Keys:
+    """Deep-equality keys for one call: aliased containers share their key; nodes are charged."""
+
+    __slots__ = ("budget", "memo")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.memo: dict[int, tuple[object, object]] = {}
+
+    def __call__(self, v: object) -> object:
+        return deep_key(v, self.memo, self.budget.charge)
 
 
-def _uniq(lst: object) -> list[Any]:
+def _deep_equal(budget: Budget, a: object, b: object) -> bool:
+    """Sprig's reflect.DeepEqual over template values, linear via hash keys."""
+    key = _Keys(budget)
+    return key(a) == key(b)
+
+
+def _uniq(budget: Budget, lst: object) -> list[Any]:
+    items = _as_list(lst, "find uniq")
+    budget.charge(len(items))
+    key = _Keys(budget)
+    seen: set[object] = set()
     out: list[Any] = []
-    for x in _as_list(lst, "find uniq"):
-        if not any(_deep_equal(x, y) for y in out):
+    for x in items:
+        k = key(x)
+        if k not in seen:
+            seen.add(k)
             out.append(x)
     return out
 
 
-def _without(lst: object, *omit: object) -> list[Any]:
-    return [x for x in _as_list(lst, "find without") if not any(_deep_equal(x, o) for o in omit)]
+def _without(budget: Budget, lst: object, *omit: object) -> list[Any]:
+    items = _as_list(lst, "find without")
+    budget.charge(len(items) + len(omit))
+    key = _Keys(budget)
+    dropped = {key(o) for o in omit}
+    return [x for x in items if key(x) not in dropped]
 
 
-def _has(needle: object, haystack: object) -> bool:
+def _has(budget: Budget, needle: object, haystack: object) -> bool:
     if is_nil(haystack):
         return False
-    return any(_deep_equal(needle, x) for x in _as_list(haystack, "find has"))
+    items = _as_list(haystack, "find has")
+    budget.charge(len(items))
+    key = _Keys(budget)
+    k = key(needle)
+    return any(key(x) == k for x in items)
 
 
 def _slice(lst: object, *idx: object) -> object:
@@ -648,11 +821,14 @@ def _slice(lst: object, *idx: object) -> object:
     return lst[start:end]
 
 
-def _concat(*lists: object) -> list[Any]:
-    out: list[Any] = []
+def _concat(budget: Budget, *lists: object) -> list[Any]:
     for x in lists:
         if not isinstance(x, list):
             raise FuncError(f"Cannot concat type {kind_of(x)} as list")
+    budget.check_bytes(sum(map(budget.measure, lists)), "list")
+    out: list[Any] = []
+    for x in lists:
+        assert isinstance(x, list)  # noqa: S101 - checked above
         out.extend(x)
     return out
 
@@ -661,10 +837,15 @@ def _compact(lst: object) -> list[Any]:
     return [x for x in _as_list(lst, "compact") if not empty(x)]
 
 
-def _dict(*kv: object) -> dict[str, Any]:
+def _dict(budget: Budget, *kv: object) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    size = 5
     for k in range(0, len(kv), 2):
-        out[strval(kv[k])] = kv[k + 1] if k + 1 < len(kv) else ""
+        key = strval(budget, kv[k])
+        val = kv[k + 1] if k + 1 < len(kv) else ""
+        size += utf8_len(key) + 2 + budget.measure(val)
+        budget.check_bytes(size, "dict")
+        out[key] = val
     return out
 
 
@@ -700,7 +881,8 @@ def _pick(d: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _omit(d: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k not in keys}
+    dropped = set(keys)
+    return {k: v for k, v in d.items() if k not in dropped}
 
 
 def _values(d: dict[str, Any]) -> list[Any]:
@@ -769,25 +951,27 @@ def _from_json(s: str) -> object:
         return None
 
 
-def _to_json(v: object) -> str:
-    try:
-        return to_json(v)
-    except TemplateError:
-        return ""
+def _json_encoder(*, escape_html: bool = True, indent: str | None = None, must: bool) -> Any:
+    """toJson & co: Go `json.Marshal`, charged and bounded by the value limit; the non-must
+    forms turn a marshalling error into "" (never a limit, which is not Go's error)."""
 
+    def encode(budget: Budget, v: object) -> str:
+        try:
+            return to_json(
+                v,
+                escape_html=escape_html,
+                indent=indent,
+                limit=budget.limits.max_value_bytes,
+                charge=budget.charge,
+            )
+        except LimitExceeded:
+            raise
+        except TemplateError:
+            if must:
+                raise
+            return ""
 
-def _to_pretty(v: object) -> str:
-    try:
-        return to_json(v, indent="  ")
-    except TemplateError:
-        return ""
-
-
-def _to_raw(v: object) -> str:
-    try:
-        return to_json(v, escape_html=False)
-    except TemplateError:
-        return ""
+    return encode
 
 
 # --- reflection --------------------------------------------------------------------------------
@@ -849,12 +1033,18 @@ def _dir(p: str) -> str:
 
 
 def _ext(p: str) -> str:
-    for k in range(len(p) - 1, -1, -1):
-        if p[k] == "/":
-            break
-        if p[k] == ".":
-            return p[k:]
-    return ""
+    k = p.rfind(".")
+    return p[k:] if k > p.rfind("/") else ""
+
+
+def _b64enc(budget: Budget, s: str) -> str:
+    budget.check_bytes(4 * ((utf8_len(s) + 2) // 3), "b64enc result")
+    return base64.b64encode(s.encode("utf-8", "surrogatepass")).decode()
+
+
+def _b32enc(budget: Budget, s: str) -> str:
+    budget.check_bytes(8 * ((utf8_len(s) + 4) // 5), "b32enc result")
+    return base64.b32encode(s.encode("utf-8", "surrogatepass")).decode()
 
 
 def _b64dec(s: str) -> str:
@@ -961,10 +1151,15 @@ def _constraint_ok(c: str, v: tuple[int, int, int, str, str]) -> bool:
     return ck <= k < upper(level)
 
 
+# Whitespace before an operator separates terms; matched only at the start of a whitespace run
+# (and possessively) so a long run is scanned once, not once per position.
+_TERM_SPLIT = re.compile(r"(?<!\s)\s++(?=[<>=!~^])")
+
+
 def _semver_compare(constraint: str, version: str) -> bool:
     v = _parse_semver(version)
     for alt in constraint.split("||"):
-        terms = [t for t in re.split(r"\s*,\s*|\s+(?=[<>=!~^])", alt.strip()) if t]
+        terms = [t for part in alt.split(",") for t in _TERM_SPLIT.split(part.strip()) if t]
         if terms and all(_constraint_ok(t, v) for t in terms):
             return True
     return False
@@ -986,11 +1181,11 @@ def go_duration_string(ns: int) -> str:
     return format_go_duration(ns)
 
 
-def _duration(sec: object) -> str:
+def _duration(budget: Budget, sec: object) -> str:
     n = sec.value if isinstance(sec, GoInt) and sec.gotype == "int64" else None
     if n is None:
         try:
-            n = int(strval(sec), 10)
+            n = int(strval(budget, sec), 10)
         except ValueError:
             n = 0
     return go_duration_string(_wrap64(n * 10**9))
@@ -1052,29 +1247,34 @@ _LAYOUT = [
 ]
 
 
-def go_time_format(dt: datetime, layout: str) -> str:
-    """Go `time.Time.Format` for the usual layout elements."""
-    out: list[str] = []
-    i = 0
-    while i < len(layout):
-        frac = re.match(r"[.,](0+|9+)", layout[i:])
-        if frac and (i == 0 or not layout[i - 1].isdigit()):
-            width = len(frac[1])
-            digits = f"{dt.microsecond:06d}000"[:width]
-            if frac[1][0] == "9":
+# A fractional-second element (`.000`, `,999`: a run not followed by another digit, as in Go),
+# else the layout elements in the order they are tried at each position.
+_LAYOUT_RE = re.compile(
+    r"(?P<frac>[.,](?:0++|9++)(?![0-9]))|" + "|".join(re.escape(tok) for tok, _ in _LAYOUT)
+)
+_LAYOUT_CODES = dict(_LAYOUT)
+
+
+def go_time_format(dt: datetime, layout: str, sink: Sink | None = None) -> str:
+    """Go `time.Time.Format` for the usual layout elements, in one regex scan of the layout.
+
+    With `sink`, the text is written there (bounded) and "" is returned.
+    """
+    out = sink if sink is not None else Sink(0, "date")
+    pos = 0
+    for m in _LAYOUT_RE.finditer(layout):
+        out.write(layout[pos : m.start()])
+        pos = m.end()
+        tok = m.group()
+        if m.group("frac"):
+            digits = f"{dt.microsecond:06d}000"[: len(tok) - 1]
+            if tok[1] == "9":
                 digits = digits.rstrip("0")
-            out.append(layout[i] + digits if digits else "")
-            i += frac.end()
-            continue
-        for tok, code in _LAYOUT:
-            if layout.startswith(tok, i):
-                out.append(_fmt_code(dt, code))
-                i += len(tok)
-                break
+            out.write(tok[0] + digits if digits else "")
         else:
-            out.append(layout[i])
-            i += 1
-    return "".join(out)
+            out.write(_fmt_code(dt, _LAYOUT_CODES[tok]))
+    out.write(layout[pos:])
+    return "" if sink is not None else out.getvalue()
 
 
 def _fmt_code(dt: datetime, code: str) -> str:
@@ -1102,13 +1302,22 @@ def _fmt_code(dt: datetime, code: str) -> str:
     }
     if code in simple:
         return simple[code]
+    if code == "%Y":
+        return f"{dt.year:04d}"  # Go pads the year to four digits; strftime may not
     return dt.strftime(code)
+
+
+# Unix seconds Python's datetime can hold in any zone (years 1 to 9999, a day of margin).
+_MIN_UNIX = -62135596800 + 86400
+_MAX_UNIX = 253402300799 - 86400
 
 
 def _to_time(v: object) -> datetime:
     if isinstance(v, GoTime):
         return v.dt
     if isinstance(v, GoInt):
+        if not _MIN_UNIX <= v.value <= _MAX_UNIX:
+            raise FuncError(f"unix time {v.value} is outside the supported years 1 to 9999")
         return datetime.fromtimestamp(v.value, UTC)
     return datetime.now(UTC)
 
@@ -1120,12 +1329,18 @@ def _zone(name: str) -> Any:
         return UTC
 
 
-def _date(fmt: str, d: object) -> str:
-    return go_time_format(_to_time(d), fmt)
+def _format_time(budget: Budget, dt: datetime, layout: str) -> str:
+    sink = budget.sink("date result")
+    go_time_format(dt, layout, sink)
+    return sink.getvalue()
 
 
-def _date_in_zone(fmt: str, d: object, zone: str) -> str:
-    return go_time_format(_to_time(d).astimezone(_zone(zone)), fmt)
+def _date(budget: Budget, fmt: str, d: object) -> str:
+    return _format_time(budget, _to_time(d), fmt)
+
+
+def _date_in_zone(budget: Budget, fmt: str, d: object, zone: str) -> str:
+    return _format_time(budget, _to_time(d).astimezone(_zone(zone)), fmt)
 
 
 def _must_date_modify(fmt: str, d: GoTime) -> GoTime:
@@ -1139,60 +1354,140 @@ def _date_modify(fmt: str, d: GoTime) -> GoTime:
         return d
 
 
-def _layout_regex(layout: str) -> str:
-    pats = {
-        "2006": r"(?P<Y>\d{4})",
-        "01": r"(?P<m>\d{2})",
-        "02": r"(?P<d>\d{2})",
-        "15": r"(?P<H>\d{2})",
-        "04": r"(?P<M>\d{2})",
-        "05": r"(?P<S>\d{2})",
-        "Z07:00": r"(?P<z>Z|[+-]\d{2}:\d{2})",
-        "-07:00": r"(?P<z>[+-]\d{2}:\d{2})",
-        "-0700": r"(?P<z>[+-]\d{4})",
-        "MST": r"(?P<Z>[A-Z]{3,4})",
-    }
-    out, i = [], 0
-    while i < len(layout):
-        for tok, pat in pats.items():
-            if layout.startswith(tok, i):
-                out.append(pat)
-                i += len(tok)
-                break
+# Layout elements toDate understands, tried in this order at each layout position.
+_PARSE_RE = re.compile(r"2006|01|02|15|04|05|Z07:00|-07:00|-0700|MST")
+_TWO_DIGITS = {"01": "month", "02": "day", "15": "hour", "04": "minute", "05": "second"}
+_MAX_FIELD = {"month": 12, "hour": 23, "minute": 59, "second": 59}
+
+
+class _TimeParser:
+    """Go `time.Parse` for the elements of _PARSE_RE: one pass over layout and value.
+
+    Repeated elements are allowed (the last one wins, as in Go); a fraction of a second may
+    follow the seconds; the zone abbreviation is read but, as in Go for unknown zones, means
+    UTC. Errors use Go's wording.
+    """
+
+    def __init__(self, layout: str, value: str) -> None:
+        self.layout = layout
+        self.value = value
+        self.j = 0
+        self.fields = {"year": 1, "month": 1, "day": 1, "hour": 0, "minute": 0, "second": 0}
+        self.micro = 0
+        self.tz: Any = UTC
+
+    def fail(self, elem: str) -> FuncError:
+        rest = self.value[self.j :]
+        return FuncError(
+            f"parsing time {go_quote(self.value)} as {go_quote(self.layout)}: "
+            f"cannot parse {go_quote(rest)} as {go_quote(elem)}"
+        )
+
+    def digits(self, n: int, elem: str) -> int:
+        got = self.value[self.j : self.j + n]
+        if len(got) != n or not (got.isascii() and got.isdigit()):
+            raise self.fail(elem)
+        self.j += n
+        return int(got)
+
+    def parse(self) -> datetime:
+        pos = 0
+        for m in _PARSE_RE.finditer(self.layout):
+            self.literal(self.layout[pos : m.start()])
+            pos = m.end()
+            self.element(m.group())
+        self.literal(self.layout[pos:])
+        if self.j != len(self.value):
+            raise FuncError(
+                f"parsing time {go_quote(self.value)}: extra text: {go_quote(self.value[self.j :])}"
+            )
+        return self.build()
+
+    def literal(self, lit: str) -> None:
+        if not self.value.startswith(lit, self.j):
+            raise self.fail(lit)
+        self.j += len(lit)
+
+    def element(self, elem: str) -> None:
+        if elem == "2006":
+            self.fields["year"] = self.digits(4, elem) or 1
+        elif elem in _TWO_DIGITS:
+            self.fields[_TWO_DIGITS[elem]] = self.digits(2, elem)
+            if elem == "05":
+                self.fraction()
+        elif elem == "MST":
+            self.zone_name()
+        elif elem == "Z07:00" and self.value.startswith("Z", self.j):
+            self.j += 1
+            self.tz = UTC
         else:
-            out.append(re.escape(layout[i]))
-            i += 1
-    return "".join(out) + r"(?P<f>\.\d+)?$"
+            self.offset(elem)
+
+    def fraction(self) -> None:
+        v, j = self.value, self.j
+        if j + 1 < len(v) and v[j] in ".," and v[j + 1].isascii() and v[j + 1].isdigit():
+            k = j + 1
+            while k < len(v) and v[k].isascii() and v[k].isdigit():
+                k += 1
+            self.micro = int(v[j + 1 : k][:6].ljust(6, "0"))
+            self.j = k
+
+    def zone_name(self) -> None:
+        v, j = self.value, self.j
+        if v.startswith("UTC", j):
+            self.j += 3
+            return
+        n = 0
+        while n < 6 and j + n < len(v) and "A" <= v[j + n] <= "Z":
+            n += 1
+        if n == 3 or (n == 4 and (v[j + 3] == "T" or v[j : j + 4] == "WITA")):
+            self.j += n
+        elif n == 5 and v[j + 4] == "T":
+            self.j += 5
+        else:
+            raise self.fail("MST")
+
+    def offset(self, elem: str) -> None:
+        sign = self.value[self.j : self.j + 1]
+        if sign not in ("+", "-"):
+            raise self.fail(elem)
+        self.j += 1
+        hh = self.digits(2, elem)
+        if elem != "-0700":
+            self.literal(":")
+        mm = self.digits(2, elem)
+        if hh > 23 or mm > 59:
+            raise FuncError(f"parsing time {go_quote(self.value)}: time zone offset out of range")
+        delta = timedelta(hours=hh, minutes=mm)
+        self.tz = timezone(-delta if sign == "-" else delta)
+
+    def build(self) -> datetime:
+        f = self.fields
+        for name, top in _MAX_FIELD.items():
+            if f[name] > top or (name == "month" and f[name] < 1):
+                raise FuncError(f"parsing time {go_quote(self.value)}: {name} out of range")
+        if not 1 <= f["day"] <= calendar.monthrange(f["year"], f["month"])[1]:
+            raise FuncError(f"parsing time {go_quote(self.value)}: day out of range")
+        return datetime(
+            f["year"],
+            f["month"],
+            f["day"],
+            f["hour"],
+            f["minute"],
+            f["second"],
+            self.micro,
+            tzinfo=self.tz,
+        )
 
 
 def _must_to_date(fmt: str, s: str) -> GoTime:
-    m = re.match(_layout_regex(fmt), s)
-    if not m:
-        raise FuncError(f'parsing time "{s}" as "{fmt}": cannot parse')
-    g = m.groupdict()
-    tz: Any = UTC
-    if g.get("z") and g["z"] != "Z":
-        z = g["z"].replace(":", "")
-        tz = datetime.strptime(z, "%z").tzinfo
-    micro = int((g.get("f") or ".0")[1:7].ljust(6, "0"))
-    return GoTime(
-        datetime(
-            int(g.get("Y") or 0) or 1,
-            int(g.get("m") or 1),
-            int(g.get("d") or 1),
-            int(g.get("H") or 0),
-            int(g.get("M") or 0),
-            int(g.get("S") or 0),
-            micro,
-            tzinfo=tz,
-        )
-    )
+    return GoTime(_TimeParser(fmt, s).parse())
 
 
 def _to_date(fmt: str, s: str) -> GoTime:
     try:
         return _must_to_date(fmt, s)
-    except (FuncError, ValueError):
+    except FuncError:
         return GoTime(datetime(1, 1, 1, tzinfo=UTC))
 
 
@@ -1203,10 +1498,12 @@ def _unix_epoch(d: GoTime) -> str:
 # --- random ------------------------------------------------------------------------------------
 
 
-def _rand(chars: str) -> Callable[[int], str]:
-    def f(count: int) -> str:
+def _rand(chars: str) -> Callable[[Budget, int], str]:
+    def f(budget: Budget, count: int) -> str:
         if count > MAX_WIDTH:
             raise LimitExceeded(f"random string length exceeds {MAX_WIDTH}")
+        budget.check_bytes(count, "random string")
+        budget.charge_items(count)
         return "".join(secrets.choice(chars) for _ in range(max(count, 0)))
 
     return f
@@ -1218,6 +1515,74 @@ def _rand_int(lo: int, hi: int) -> GoInt:
     return GoInt(lo + secrets.randbelow(hi - lo))
 
 
+# --- printing, splitting, joining (size checked before the result is built) ---------------
+
+
+def _print_fn(fmt: Callable[..., str]) -> Callable[..., str]:
+    """print/println: charged per argument and bounded by the value limit."""
+
+    def f(budget: Budget, *args: object) -> str:
+        return fmt(list(args), limit=budget.limits.max_value_bytes, charge=budget.charge)
+
+    return f
+
+
+def _printf(budget: Budget, fmt: str, *args: object) -> str:
+    budget.charge(fmt.count("%"))  # a step per verb
+    return go_sprintf(fmt, list(args), limit=budget.limits.max_value_bytes, charge=budget.charge)
+
+
+def _split_parts(budget: Budget, sep: str, s: str, n: int = -1) -> list[str]:
+    """strings.Split(N): the parts, after checking the list they form fits the value limit."""
+    if n == 0:
+        return []
+    if sep:
+        count = s.count(sep) + 1
+        if n > 0:
+            count = min(count, n)
+    else:
+        count = len(s) if n < 0 else min(len(s), n)
+    budget.check_bytes(utf8_len(s) + 2 * count + 2, "split result")
+    budget.charge_items(count)
+    if not sep:
+        if n < 0 or n >= len(s):
+            return list(s)
+        return [*s[: n - 1], s[n - 1 :]]
+    return s.split(sep, n - 1) if n > 0 else s.split(sep)
+
+
+def _split_list(budget: Budget, sep: str, s: str) -> list[str]:
+    return _split_parts(budget, sep, s)
+
+
+def _split_map(budget: Budget, sep: str, s: str) -> dict[str, str]:
+    parts = _split_parts(budget, sep, s)
+    budget.check_bytes(utf8_len(s) + 10 * len(parts) + 5, "split result")
+    return {f"_{k}": p for k, p in enumerate(parts)}
+
+
+def _splitn(budget: Budget, sep: str, n: int, s: str) -> dict[str, str]:
+    parts = _split_parts(budget, sep, s, n) if n > 0 else []
+    budget.check_bytes(utf8_len(s) + 10 * len(parts) + 5, "splitn result")
+    return {f"_{k}": p for k, p in enumerate(parts)}
+
+
+def _to_strings(budget: Budget, v: object) -> list[str]:
+    return strslice(budget, v) if isinstance(v, list) else [strval(budget, v)]
+
+
+def _join(budget: Budget, sep: str, v: object) -> str:
+    parts = strslice(budget, v)
+    size = sum(map(utf8_len, parts)) + max(len(parts) - 1, 0) * utf8_len(sep)
+    budget.check_bytes(size, "join result")
+    budget.charge_bytes(size)
+    return sep.join(parts)
+
+
+# json.loads is C, but builds a Python object per value: a step per this many bytes of text.
+_JSON_BYTES_PER_STEP = 32
+
+
 # --- the map -----------------------------------------------------------------------------------
 
 
@@ -1226,8 +1591,25 @@ def _mk(
     fn: Callable[..., object],
     params: str = "",
     variadic: str | None = None,
+    *,
+    budgeted: bool = False,
+    str_rate: int = BYTES_PER_STEP,
 ) -> FuncSpec:
-    return FuncSpec(name, fn, tuple(params.split()) if params else (), variadic)
+    return FuncSpec(name, fn, tuple(params.split()) if params else (), variadic, budgeted, str_rate)
+
+
+def _mkb(
+    name: str, fn: Callable[..., object], params: str = "", variadic: str | None = None
+) -> FuncSpec:
+    """A budgeted function: `fn(budget, *args)`."""
+    return _mk(name, fn, params, variadic, budgeted=True)
+
+
+def _mkc(
+    name: str, fn: Callable[..., object], params: str = "", variadic: str | None = None
+) -> FuncSpec:
+    """A function that loops over the characters of its strings in Python (charged per char)."""
+    return _mk(name, fn, params, variadic, str_rate=CHARS_PER_STEP)
 
 
 def _cmp(name: str, pred: Callable[[object, object], bool]) -> FuncSpec:
@@ -1243,12 +1625,12 @@ _BUILTINS: list[FuncSpec] = [
     _cmp("gt", lambda a, b: not (go_less(a, b, "gt") or go_eq(a, b))),
     _cmp("ge", lambda a, b: not go_less(a, b, "ge")),
     _mk("index", _index, "any", "any"),
-    _mk("print", lambda *a: go_sprint(list(a)), "", "any"),
-    _mk("printf", lambda f, *a: go_sprintf(f, list(a)), "str", "any"),
-    _mk("println", lambda *a: go_sprintln(list(a)), "", "any"),
-    _mk("html", _html, "", "any"),
-    _mk("js", _js, "", "any"),
-    _mk("urlquery", _urlquery, "", "any"),
+    _mkb("print", _print_fn(go_sprint), "", "any"),
+    _mkb("printf", _printf, "str", "any"),
+    _mkb("println", _print_fn(go_sprintln), "", "any"),
+    _mkb("html", _html, "", "any"),
+    _mkb("js", _js, "", "any"),
+    _mkb("urlquery", _urlquery, "", "any"),
     _mk("call", _call, "any", "any"),
     _mk("len", _len, "any"),
     _mk("slice", _slice, "any", "any"),
@@ -1260,19 +1642,19 @@ _i64 = lambda v: GoInt(to_int64(v), "int64")  # noqa: E731
 
 _SPRIG: list[FuncSpec] = [
     # dates
-    _mk("date", _date, "str any"),
-    _mk("date_in_zone", _date_in_zone, "str any str"),
-    _mk("dateInZone", _date_in_zone, "str any str"),
+    _mkb("date", _date, "str any"),
+    _mkb("date_in_zone", _date_in_zone, "str any str"),
+    _mkb("dateInZone", _date_in_zone, "str any str"),
     _mk("date_modify", _date_modify, "str time"),
     _mk("dateModify", _date_modify, "str time"),
     _mk("must_date_modify", _must_date_modify, "str time"),
     _mk("mustDateModify", _must_date_modify, "str time"),
-    _mk("duration", _duration, "any"),
+    _mkb("duration", _duration, "any"),
     _mk("durationRound", _duration_round, "any"),
-    _mk("htmlDate", lambda d: _date("2006-01-02", d), "any"),
-    _mk("htmlDateInZone", lambda d, z: _date_in_zone("2006-01-02", d, z), "any str"),
-    _mk("toDate", _to_date, "str str"),
-    _mk("mustToDate", _must_to_date, "str str"),
+    _mkb("htmlDate", lambda b, d: _date(b, "2006-01-02", d), "any"),
+    _mkb("htmlDateInZone", lambda b, d, z: _date_in_zone(b, "2006-01-02", d, z), "any str"),
+    _mkc("toDate", _to_date, "str str"),
+    _mkc("mustToDate", _must_to_date, "str str"),
     _mk("unixEpoch", _unix_epoch, "time"),
     # strings
     _mk("abbrev", _abbrev, "int str"),
@@ -1281,8 +1663,8 @@ _SPRIG: list[FuncSpec] = [
     _mk("trim", lambda s: s.strip(" \t\n\r\v\f\x85\xa0"), "str"),
     _mk("upper", lambda s: s.upper(), "str"),
     _mk("lower", lambda s: s.lower(), "str"),
-    _mk("title", _title, "str"),
-    _mk("untitle", _untitle, "str"),
+    _mkc("title", _title, "str"),
+    _mkc("untitle", _untitle, "str"),
     _mk("substr", _substr, "int int str"),
     _mk("trimall", lambda a, b: b.strip(a), "str str"),
     _mk("trimAll", lambda a, b: b.strip(a), "str str"),
@@ -1290,31 +1672,37 @@ _SPRIG: list[FuncSpec] = [
     _mk("trimPrefix", lambda a, b: b.removeprefix(a), "str str"),
     _mk("nospace", _nospace, "str"),
     _mk("initials", _initials, "str"),
-    _mk("snakecase", _snake, "str"),
-    _mk("camelcase", _camel, "str"),
-    _mk("kebabcase", _kebab, "str"),
-    _mk("wrap", lambda n, s: _wrap_custom(n, "\n", s), "int str"),
-    _mk("wrapWith", _wrap_custom, "int str str"),
+    _mkc("snakecase", _snake, "str"),
+    _mkc("camelcase", _camel, "str"),
+    _mkc("kebabcase", _kebab, "str"),
+    _mk(
+        "wrap",
+        lambda b, n, s: _wrap_custom(b, n, "\n", s),
+        "int str",
+        budgeted=True,
+        str_rate=CHARS_PER_STEP,
+    ),
+    _mk("wrapWith", _wrap_custom, "int str str", budgeted=True, str_rate=CHARS_PER_STEP),
     _mk("contains", lambda a, b: a in b, "str str"),
     _mk("hasPrefix", lambda a, b: b.startswith(a), "str str"),
     _mk("hasSuffix", lambda a, b: b.endswith(a), "str str"),
-    _mk("quote", _quote, "", "any"),
-    _mk("squote", _squote, "", "any"),
-    _mk("cat", _cat, "", "any"),
-    _mk("indent", _indent, "int str"),
-    _mk("nindent", lambda n, s: "\n" + _indent(n, s), "int str"),
-    _mk("replace", lambda o, n, s: s.replace(o, n), "str str str"),
+    _mkb("quote", _quote, "", "any"),
+    _mkb("squote", _squote, "", "any"),
+    _mkb("cat", _cat, "", "any"),
+    _mkb("indent", _indent, "int str"),
+    _mkb("nindent", lambda b, n, s: _indent(b, n, s, lead="\n"), "int str"),
+    _mkb("replace", _replace, "str str str"),
     _mk("plural", _plural, "str str int"),
     _mk("sha1sum", _sum("sha1"), "str"),
     _mk("sha256sum", _sum("sha256"), "str"),
     _mk("adler32sum", _adler32, "str"),
-    _mk("toString", strval, "any"),
+    _mkb("toString", strval, "any"),
     # conversion / math
     _mk("atoi", _atoi, "str"),
     _mk("int64", _i64, "any"),
     _mk("int", lambda v: GoInt(to_int64(v)), "any"),
     _mk("float64", to_float64, "any"),
-    _mk("toDecimal", _to_decimal, "any"),
+    _mkb("toDecimal", _to_decimal, "any"),
     _mk("add1", lambda v: GoInt(_wrap64(to_int64(v) + 1), "int64"), "any"),
     _mk("add", lambda *v: GoInt(_wrap64(sum(to_int64(x) for x in v)), "int64"), "", "any"),
     _mk("sub", lambda a, b: GoInt(_wrap64(to_int64(a) - to_int64(b)), "int64"), "any any"),
@@ -1342,28 +1730,20 @@ _SPRIG: list[FuncSpec] = [
     _mk("floor", lambda v: float(math.floor(to_float64(v))), "any"),
     _mk("round", _round, "any int", "any"),
     # lists
-    _mk(
-        "split",
-        lambda sep, s: {f"_{k}": p for k, p in enumerate(s.split(sep) if sep else list(s))},
-        "str str",
-    ),
-    _mk("splitList", lambda sep, s: s.split(sep) if sep else list(s), "str str"),
-    _mk(
-        "splitn",
-        lambda sep, n, s: {f"_{k}": p for k, p in enumerate(s.split(sep, n - 1) if n > 0 else [])},
-        "str int str",
-    ),
-    _mk("toStrings", lambda v: strslice(v) if isinstance(v, list) else [strval(v)], "any"),
-    _mk("join", lambda sep, v: sep.join(strslice(v)), "str any"),
-    _mk("sortAlpha", lambda v: sorted(strslice(v)), "any"),
-    _mk("tuple", lambda *v: list(v), "", "any"),
-    _mk("list", lambda *v: list(v), "", "any"),
-    _mk("append", _push, "any any"),
-    _mk("push", _push, "any any"),
-    _mk("mustAppend", _push, "any any"),
-    _mk("mustPush", _push, "any any"),
-    _mk("prepend", _prepend, "any any"),
-    _mk("mustPrepend", _prepend, "any any"),
+    _mkb("split", _split_map, "str str"),
+    _mkb("splitList", _split_list, "str str"),
+    _mkb("splitn", _splitn, "str int str"),
+    _mkb("toStrings", _to_strings, "any"),
+    _mkb("join", _join, "str any"),
+    _mkb("sortAlpha", lambda b, v: sorted(strslice(b, v)), "any"),
+    _mkb("tuple", _list, "", "any"),
+    _mkb("list", _list, "", "any"),
+    _mkb("append", _push, "any any"),
+    _mkb("push", _push, "any any"),
+    _mkb("mustAppend", _push, "any any"),
+    _mkb("mustPush", _push, "any any"),
+    _mkb("prepend", _prepend, "any any"),
+    _mkb("mustPrepend", _prepend, "any any"),
     _mk("first", _first, "any"),
     _mk("mustFirst", _first, "any"),
     _mk("rest", _rest, "any"),
@@ -1374,19 +1754,19 @@ _SPRIG: list[FuncSpec] = [
     _mk("mustInitial", _initial, "any"),
     _mk("reverse", _reverse, "any"),
     _mk("mustReverse", _reverse, "any"),
-    _mk("uniq", _uniq, "any"),
-    _mk("mustUniq", _uniq, "any"),
-    _mk("without", _without, "any", "any"),
-    _mk("mustWithout", _without, "any", "any"),
-    _mk("has", _has, "any any"),
-    _mk("mustHas", _has, "any any"),
+    _mkb("uniq", _uniq, "any"),
+    _mkb("mustUniq", _uniq, "any"),
+    _mkb("without", _without, "any", "any"),
+    _mkb("mustWithout", _without, "any", "any"),
+    _mkb("has", _has, "any any"),
+    _mkb("mustHas", _has, "any any"),
     _mk("slice", _slice, "any", "any"),
     _mk("mustSlice", _slice, "any", "any"),
-    _mk("concat", _concat, "", "any"),
+    _mkb("concat", _concat, "", "any"),
     _mk("compact", _compact, "any"),
     _mk("mustCompact", _compact, "any"),
     # dicts
-    _mk("dict", _dict, "", "any"),
+    _mkb("dict", _dict, "", "any"),
     _mk("get", _get, "map str"),
     _mk("hasKey", lambda d, k: k in d, "map str"),
     _mk("pluck", _pluck, "str", "any"),
@@ -1404,47 +1784,47 @@ _SPRIG: list[FuncSpec] = [
     _mk("ternary", _ternary, "any any bool"),
     _mk("fail", _fail, "str"),
     # JSON
-    _mk("fromJson", _from_json, "str"),
-    _mk("mustFromJson", must_from_json, "str"),
-    _mk("toJson", _to_json, "any"),
-    _mk("toPrettyJson", _to_pretty, "any"),
-    _mk("toRawJson", _to_raw, "any"),
-    _mk("mustToJson", to_json, "any"),
-    _mk("mustToPrettyJson", lambda v: to_json(v, indent="  "), "any"),
-    _mk("mustToRawJson", lambda v: to_json(v, escape_html=False), "any"),
+    _mk("fromJson", _from_json, "str", str_rate=_JSON_BYTES_PER_STEP),
+    _mk("mustFromJson", must_from_json, "str", str_rate=_JSON_BYTES_PER_STEP),
+    _mkb("toJson", _json_encoder(must=False), "any"),
+    _mkb("toPrettyJson", _json_encoder(indent="  ", must=False), "any"),
+    _mkb("toRawJson", _json_encoder(escape_html=False, must=False), "any"),
+    _mkb("mustToJson", _json_encoder(must=True), "any"),
+    _mkb("mustToPrettyJson", _json_encoder(indent="  ", must=True), "any"),
+    _mkb("mustToRawJson", _json_encoder(escape_html=False, must=True), "any"),
     # reflection
     _mk("typeOf", go_type_name, "any"),
     _mk("typeIs", lambda t, v: go_type_name(v) == t, "str any"),
     _mk("typeIsLike", lambda t, v: t in (go_type_name(v), "*" + go_type_name(v)), "str any"),
     _mk("kindOf", _kind_of, "any"),
     _mk("kindIs", lambda t, v: _kind_of(v) == t, "str any"),
-    _mk("deepEqual", _deep_equal, "any any"),
+    _mkb("deepEqual", _deep_equal, "any any"),
     # paths / encoding
-    _mk("base", _base, "str"),
-    _mk("dir", _dir, "str"),
-    _mk("clean", go_clean, "str"),
+    _mkc("base", _base, "str"),
+    _mkc("dir", _dir, "str"),
+    _mkc("clean", go_clean, "str"),
     _mk("ext", _ext, "str"),
     _mk("isAbs", lambda p: p.startswith("/"), "str"),
-    _mk("osBase", _base, "str"),
-    _mk("osDir", _dir, "str"),
-    _mk("osClean", go_clean, "str"),
+    _mkc("osBase", _base, "str"),
+    _mkc("osDir", _dir, "str"),
+    _mkc("osClean", go_clean, "str"),
     _mk("osExt", _ext, "str"),
     _mk("osIsAbs", lambda p: p.startswith("/"), "str"),
-    _mk("b64enc", lambda s: base64.b64encode(s.encode("utf-8", "surrogatepass")).decode(), "str"),
+    _mkb("b64enc", _b64enc, "str"),
     _mk("b64dec", _b64dec, "str"),
-    _mk("b32enc", lambda s: base64.b32encode(s.encode("utf-8", "surrogatepass")).decode(), "str"),
+    _mkb("b32enc", _b32enc, "str"),
     _mk("b32dec", _b32dec, "str"),
     # semver
-    _mk("semver", _semver, "str"),
-    _mk("semverCompare", _semver_compare, "str str"),
+    _mkc("semver", _semver, "str"),
+    _mkc("semverCompare", _semver_compare, "str str"),
 ]
 
 _NOW = _mk("now", lambda: GoTime(datetime.now(UTC)))
 _RANDOM: list[FuncSpec] = [
-    _mk("randAlpha", _rand(string.ascii_letters), "int"),
-    _mk("randAlphaNum", _rand(string.ascii_letters + string.digits), "int"),
-    _mk("randAscii", _rand("".join(chr(c) for c in range(32, 127))), "int"),
-    _mk("randNumeric", _rand(string.digits), "int"),
+    _mkb("randAlpha", _rand(string.ascii_letters), "int"),
+    _mkb("randAlphaNum", _rand(string.ascii_letters + string.digits), "int"),
+    _mkb("randAscii", _rand("".join(chr(c) for c in range(32, 127))), "int"),
+    _mkb("randNumeric", _rand(string.digits), "int"),
     _mk("randInt", _rand_int, "int int"),
     _mk("uuidv4", lambda: str(uuid.uuid4())),
 ]

@@ -1,8 +1,29 @@
-"""Go `fmt` verbs for `printf` and `%v` printing of Go-typed values."""
+"""Go `fmt` verbs for `printf` and `%v` printing of Go-typed values.
+
+Everything is written into a `Sink`, so the result size is checked piece by piece before it is
+built (padding before it is allocated): a `printf` can never allocate past the value limit by
+more than one argument's own printed form.
+"""
 
 from __future__ import annotations
 
-from .values import GoInt, format_float, go_type_name, is_nil, num_float, print_value
+from typing import TYPE_CHECKING
+
+from .errors import LimitExceeded
+from .normalize import go_quote
+from .text import Sink, utf8_len
+from .values import (
+    GoInt,
+    format_float,
+    go_type_name,
+    is_nil,
+    num_float,
+    write_escaped,
+    write_value,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["MAX_WIDTH", "go_sprint", "go_sprintf", "go_sprintln"]
 
@@ -10,16 +31,13 @@ MAX_WIDTH = 1_000_000
 _FLOAT_VERBS = "eEfFgG"
 
 
-def _bad(verb: str, v: object) -> str:
+def _write_bad(sink: Sink, verb: str, v: object) -> None:
     if is_nil(v):
-        return f"%!{verb}(<nil>)"
-    return f"%!{verb}({go_type_name(v)}={print_value(v, top=False)})"
-
-
-def _quote(s: str) -> str:
-    from .normalize import go_quote
-
-    return go_quote(s)
+        sink.write(f"%!{verb}(<nil>)")
+        return
+    sink.write(f"%!{verb}({go_type_name(v)}=")
+    write_value(sink, v)
+    sink.write(")")
 
 
 def _fmt_float(x: float, verb: str, prec: int | None, plus: bool) -> str:
@@ -38,131 +56,208 @@ def _fmt_float(x: float, verb: str, prec: int | None, plus: bool) -> str:
     return s
 
 
-def _one(v: object, verb: str, prec: int | None, flags: str) -> str:
+def _float_bytes(x: float, verb: str, prec: int | None) -> int:
+    """Upper bound of `_fmt_float`'s length: `%f` of 1e308 has 309 integer digits."""
+    digits = 330 if verb in "fF" else 30
+    return digits + (prec or 0)
+
+
+def _write_one(sink: Sink, v: object, verb: str, prec: int | None, flags: str) -> None:
     if verb == "v":
-        if isinstance(v, float | int) and not isinstance(v, bool) and prec is not None:
-            return _fmt_float(num_float(v), "g", prec, "+" in flags)
-        return print_value(v, top=False)
+        if isinstance(v, float | int) and not isinstance(v, bool | GoInt) and prec is not None:
+            sink.reserve(_float_bytes(0.0, "g", prec))
+            sink.write(_fmt_float(num_float(v), "g", prec, "+" in flags))
+        else:
+            write_value(sink, v)
+        return
     if verb == "T":
-        return go_type_name(v)
+        sink.write(go_type_name(v))
+        return
     if isinstance(v, list):
-        return "[" + " ".join(_one(x, verb, prec, flags) for x in v) + "]"
+        sink.write("[")
+        for k, x in enumerate(v):
+            if k:
+                sink.write(" ")
+            _write_one(sink, x, verb, prec, flags)
+        sink.write("]")
+        return
     if isinstance(v, dict):
-        inner = " ".join(
-            f"{_one(k, verb, prec, flags)}:{_one(v[k], verb, prec, flags)}" for k in sorted(v)
-        )
-        return f"map[{inner}]"
+        sink.write("map[")
+        for k, key in enumerate(sorted(v)):
+            if k:
+                sink.write(" ")
+            _write_one(sink, key, verb, prec, flags)
+            sink.write(":")
+            _write_one(sink, v[key], verb, prec, flags)
+        sink.write("]")
+        return
     if isinstance(v, str):
-        if verb == "s":
-            return v if prec is None else v[:prec]
-        if verb == "q":
-            return _quote(v)
-        if verb in "xX":
-            h = v.encode("utf-8", "surrogatepass").hex()
-            return h.upper() if verb == "X" else h
-        return _bad(verb, v)
+        _write_str(sink, v, verb, prec, flags)
+        return
     if isinstance(v, bool):
-        return ("true" if v else "false") if verb == "t" else _bad(verb, v)
+        if verb == "t":
+            sink.write("true" if v else "false")
+        else:
+            _write_bad(sink, verb, v)
+        return
     if isinstance(v, GoInt):
-        n = v.value
-        if verb == "d":
-            return f"+{n}" if "+" in flags and n >= 0 else str(n)
-        if verb in "xX":
-            s = format(n, "x" if verb == "x" else "X")
-            return "0x" + s if "#" in flags else s
-        if verb == "o":
-            return format(n, "o")
-        if verb == "b":
-            return format(n, "b")
-        if verb == "c":
-            return chr(n) if 0 <= n <= 0x10FFFF else "\ufffd"
-        if verb == "q":
-            return "'" + (chr(n) if 0 <= n <= 0x10FFFF else "\ufffd") + "'"
-        return _bad(verb, v)
-    if isinstance(v, int | float):
-        x = num_float(v)
-        if verb in _FLOAT_VERBS:
-            return _fmt_float(x, verb, prec, "+" in flags)
-        return _bad(verb, v)
-    return _bad(verb, v)
+        s = _int_verb(v.value, verb, flags)
+        if s is None:
+            _write_bad(sink, verb, v)
+        else:
+            sink.write(s)
+        return
+    if isinstance(v, int | float) and verb in _FLOAT_VERBS:
+        sink.reserve(_float_bytes(0.0, verb, prec))
+        sink.write(_fmt_float(num_float(v), verb, prec, "+" in flags))
+        return
+    _write_bad(sink, verb, v)
 
 
-def go_sprintf(fmt: str, args: list[object]) -> str:
+def _write_str(sink: Sink, v: str, verb: str, prec: int | None, flags: str) -> None:
+    del flags
+    if verb == "s":
+        sink.write(v if prec is None else v[:prec])
+    elif verb == "q":
+        write_escaped(sink, v, go_quote, 4)
+    elif verb in "xX":
+        sink.reserve(2 * utf8_len(v))
+        h = v.encode("utf-8", "surrogatepass").hex()
+        sink.write(h.upper() if verb == "X" else h)
+    else:
+        _write_bad(sink, verb, v)
+
+
+def _int_verb(n: int, verb: str, flags: str) -> str | None:
+    if verb == "d":
+        return f"+{n}" if "+" in flags and n >= 0 else str(n)
+    if verb in "xX":
+        s = format(n, "x" if verb == "x" else "X")
+        return "0x" + s if "#" in flags else s
+    if verb == "o":
+        return format(n, "o")
+    if verb == "b":
+        return format(n, "b")
+    if verb == "c":
+        return chr(n) if 0 <= n <= 0x10FFFF else "\ufffd"
+    if verb == "q":
+        return "'" + (chr(n) if 0 <= n <= 0x10FFFF else "\ufffd") + "'"
+    return None
+
+
+def _pad(s: str, width: int, flags: str) -> str:
+    pad = width - len(s)
+    if pad <= 0:
+        return s
+    if "-" in flags:
+        return s + " " * pad
+    if "0" in flags and (s[:1].isdigit() or s[:1] in "+-"):
+        sign = s[0] if s[0] in "+-" else ""
+        return sign + "0" * pad + s[len(sign) :]
+    return " " * pad + s
+
+
+def _scan_spec(fmt: str, i: int) -> tuple[str, int, int | None, int]:
+    """Flags, width, precision of the verb whose spec starts at fmt[i]; and the verb's index."""
+    n = len(fmt)
+    j = i
+    while j < n and fmt[j] in "+-# 0":
+        j += 1
+    flags = fmt[i:j]
+    k = j
+    while k < n and fmt[k].isdigit():
+        k += 1
+    width = _bounded_int(fmt[j:k])
+    prec: int | None = None
+    if k < n and fmt[k] == ".":
+        m = k + 1
+        while m < n and fmt[m].isdigit():
+            m += 1
+        prec = _bounded_int(fmt[k + 1 : m])
+        k = m
+    return flags, width, prec, k
+
+
+def _bounded_int(digits: str) -> int:
+    """A width or precision; refused over MAX_WIDTH (checked on the digit count first, so a
+    million-digit width is not converted)."""
+    if not digits:
+        return 0
+    if len(digits.lstrip("0")) > len(str(MAX_WIDTH)) or int(digits) > MAX_WIDTH:
+        raise LimitExceeded(f"printf width or precision exceeds {MAX_WIDTH}")
+    return int(digits)
+
+
+def write_sprintf(sink: Sink, fmt: str, args: list[object]) -> None:
     """Go `fmt.Sprintf` for the common verbs, with Go's `%!verb(...)` error forms."""
-    out: list[str] = []
     i, n, argi = 0, len(fmt), 0
     while i < n:
-        c = fmt[i]
-        if c != "%":
+        if fmt[i] != "%":
             j = fmt.find("%", i)
             j = n if j < 0 else j
-            out.append(fmt[i:j])
+            sink.write(fmt[i:j])
             i = j
             continue
-        i += 1
-        flags = ""
-        while i < n and fmt[i] in "+-# 0":
-            flags += fmt[i]
-            i += 1
-        width_s = ""
-        while i < n and fmt[i].isdigit():
-            width_s += fmt[i]
-            i += 1
-        prec: int | None = None
-        if i < n and fmt[i] == ".":
-            i += 1
-            p = ""
-            while i < n and fmt[i].isdigit():
-                p += fmt[i]
-                i += 1
-            prec = int(p) if p else 0
+        flags, width, prec, i = _scan_spec(fmt, i + 1)
         if i >= n:
-            out.append("%!(NOVERB)")
+            sink.write("%!(NOVERB)")
             break
         verb = fmt[i]
         i += 1
         if verb == "%":
-            out.append("%")
+            sink.write("%")
             continue
-        width = int(width_s) if width_s else 0
-        if width > MAX_WIDTH or (prec is not None and prec > MAX_WIDTH):
-            from .errors import LimitExceeded
-
-            raise LimitExceeded(f"printf width or precision exceeds {MAX_WIDTH}")
         if argi >= len(args):
-            out.append(f"%!{verb}(MISSING)")
+            sink.write(f"%!{verb}(MISSING)")
             continue
-        s = _one(args[argi], verb, prec, flags)
+        piece = Sink(sink.limit - sink.size if sink.limit else 0, sink.what, sink.charge_fn)
+        _write_one(piece, args[argi], verb, prec, flags)
         argi += 1
-        if len(s) < width:
-            pad = width - len(s)
-            if "-" in flags:
-                s = s + " " * pad
-            elif "0" in flags and (s[:1].isdigit() or s[:1] in "+-"):
-                sign = s[0] if s[0] in "+-" else ""
-                s = sign + "0" * pad + s[len(sign) :]
-            else:
-                s = " " * pad + s
-        out.append(s)
+        s = piece.getvalue()
+        sink.reserve(utf8_len(s) + max(width - len(s), 0))
+        sink.write(_pad(s, width, flags))
     if argi < len(args):
-        extra = ", ".join(
-            "<nil>" if is_nil(a) else f"{go_type_name(a)}={print_value(a, top=False)}"
-            for a in args[argi:]
-        )
-        out.append(f"%!(EXTRA {extra})")
-    return "".join(out)
+        sink.write("%!(EXTRA ")
+        for k, a in enumerate(args[argi:]):
+            if k:
+                sink.write(", ")
+            if is_nil(a):
+                sink.write("<nil>")
+            else:
+                sink.write(f"{go_type_name(a)}=")
+                write_value(sink, a)
+        sink.write(")")
 
 
-def go_sprint(args: list[object]) -> str:
+def go_sprintf(
+    fmt: str, args: list[object], *, limit: int = 0, charge: Callable[[int], None] | None = None
+) -> str:
+    """`fmt.Sprintf` as a string of at most `limit` bytes (0: unbounded), charged per piece."""
+    sink = Sink(limit, "printf result", charge)
+    write_sprintf(sink, fmt, args)
+    return sink.getvalue()
+
+
+def go_sprint(
+    args: list[object], *, limit: int = 0, charge: Callable[[int], None] | None = None
+) -> str:
     """Go `fmt.Sprint`: spaces only between operands when neither is a string."""
-    out: list[str] = []
+    sink = Sink(limit, "print result", charge)
     for k, a in enumerate(args):
         if k > 0 and not isinstance(a, str) and not isinstance(args[k - 1], str):
-            out.append(" ")
-        out.append(print_value(a, top=False))
-    return "".join(out)
+            sink.write(" ")
+        write_value(sink, a)
+    return sink.getvalue()
 
 
-def go_sprintln(args: list[object]) -> str:
+def go_sprintln(
+    args: list[object], *, limit: int = 0, charge: Callable[[int], None] | None = None
+) -> str:
     """Go `fmt.Sprintln`: always spaces, trailing newline."""
-    return " ".join(print_value(a, top=False) for a in args) + "\n"
+    sink = Sink(limit, "println result", charge)
+    for k, a in enumerate(args):
+        if k:
+            sink.write(" ")
+        write_value(sink, a)
+    sink.write("\n")
+    return sink.getvalue()

@@ -65,9 +65,16 @@ class _Lexer:
         self.n = len(text)
         self.toks: list[Token] = []
         self.paren = 0
+        self._line_pos = 0  # newlines before _line_pos are counted in _newlines
+        self._newlines = 0
 
     def line_at(self, pos: int) -> int:
-        return self.s.count("\n", 0, pos) + 1
+        """1-based line of `pos`; tokens come in order, so counting is incremental (linear)."""
+        if pos < self._line_pos:
+            self._line_pos, self._newlines = 0, 0
+        self._newlines += self.s.count("\n", self._line_pos, pos)
+        self._line_pos = pos
+        return self._newlines + 1
 
     def emit(self, typ: Tok, start: int, end: int) -> None:
         self.toks.append(Token(typ, self.s[start:end], start, self.line_at(start)))

@@ -54,6 +54,7 @@ class NumberNode(Node):
 @dataclass(slots=True)
 class StringNode(Node):
     value: str
+    quoted: str = ""  # the literal as written (Go prints it in error contexts)
 
 
 @dataclass(slots=True)
@@ -124,6 +125,68 @@ class ContinueNode(Node):
 class TemplateNode(Node):
     name: str
     pipe: PipeNode | None
+
+
+def node_string(n: Node | None) -> str:
+    """Go's `Node.String()`: how an error context names the node (not a slice of the source)."""
+    if n is None:
+        return ""
+    if isinstance(n, TextNode):
+        return n.text
+    if isinstance(n, FieldNode):
+        return "".join("." + i for i in n.idents)
+    if isinstance(n, VariableNode):
+        return ".".join(n.idents)
+    if isinstance(n, DotNode):
+        return "."
+    if isinstance(n, NilNode):
+        return "nil"
+    if isinstance(n, BoolNode):
+        return "true" if n.value else "false"
+    if isinstance(n, NumberNode):
+        return n.text
+    if isinstance(n, StringNode):
+        return n.quoted
+    if isinstance(n, IdentifierNode):
+        return n.name
+    if isinstance(n, ChainNode):
+        inner = node_string(n.node)
+        if isinstance(n.node, PipeNode):
+            inner = f"({inner})"
+        return inner + "".join("." + i for i in n.idents)
+    if isinstance(n, CommandNode):
+        return " ".join(
+            f"({node_string(a)})" if isinstance(a, PipeNode) else node_string(a) for a in n.args
+        )
+    if isinstance(n, PipeNode):
+        decl = ""
+        if n.decls:
+            decl = ", ".join(node_string(d) for d in n.decls)
+            decl += " = " if n.is_assign else " := "
+        return decl + " | ".join(node_string(c) for c in n.cmds)
+    return _compound_string(n)
+
+
+def _compound_string(n: Node) -> str:
+    if isinstance(n, ActionNode):
+        return "{{" + node_string(n.pipe) + "}}"
+    if isinstance(n, ListNode):
+        return "".join(node_string(c) for c in n.nodes)
+    if isinstance(n, IfNode | WithNode | RangeNode):
+        word = {IfNode: "if", WithNode: "with", RangeNode: "range"}[type(n)]
+        out = f"{{{{{word} {node_string(n.pipe)}}}}}{node_string(n.body)}"
+        if n.else_body is not None:
+            out += "{{else}}" + node_string(n.else_body)
+        return out + "{{end}}"
+    if isinstance(n, BreakNode):
+        return "{{break}}"
+    if isinstance(n, ContinueNode):
+        return "{{continue}}"
+    if isinstance(n, TemplateNode):
+        name = '"' + n.name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        pipe = f" {node_string(n.pipe)}" if n.pipe is not None else ""
+        return f"{{{{template {name}{pipe}}}}}"
+    return ""
 
 
 def children(n: Node) -> list[Node | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .parser import go_unquote
 
 __all__ = ["ROOTS", "find_action_end", "go_quote", "normalize"]
@@ -41,39 +43,36 @@ def find_action_end(s: str, i: int) -> int:
     return -1
 
 
+# strconv.Quote's escapes of ASCII, as a translate table; other non-printable characters are
+# found by a regex over the (rare) non-ASCII ones only.
+_QUOTE_ASCII = {
+    **{c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]},
+    **{ord(k): v for k, v in {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n"}.items()},
+    **{ord(k): v for k, v in {"\r": "\\r", "\t": "\\t", "\v": "\\v"}.items()},
+    ord('"'): '\\"',
+    ord("\\"): "\\\\",
+}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _quote_non_ascii(m: re.Match[str]) -> str:
+    ch = m.group()
+    o = ord(ch)
+    if 0xD800 <= o <= 0xDFFF:
+        return "\\ufffd"
+    if ch.isprintable():
+        return ch
+    if o < 0x10000:
+        return f"\\u{o:04x}"
+    return f"\\U{o:08x}"
+
+
 def go_quote(s: str) -> str:
-    """Go `strconv.Quote`."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable() and not 0xD800 <= o <= 0xDFFF:
-            out.append(ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append(
-                {
-                    "\a": "\\a",
-                    "\b": "\\b",
-                    "\f": "\\f",
-                    "\n": "\\n",
-                    "\r": "\\r",
-                    "\t": "\\t",
-                    "\v": "\\v",
-                }[ch]
-            )
-        elif o < 0x80:
-            out.append(f"\\x{o:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\ufffd")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
+    """Go `strconv.Quote` (C-speed for ASCII; only non-ASCII characters are visited)."""
+    body = s.translate(_QUOTE_ASCII)
+    if not body.isascii():
+        body = _NON_ASCII.sub(_quote_non_ascii, body)
+    return '"' + body + '"'
 
 
 def _dot_roots(body: str) -> str:
@@ -102,60 +101,57 @@ def _dot_roots(body: str) -> str:
     return "".join(out)
 
 
-def _receiver_start(body: str, k: int) -> int:
-    """Start of the subscript receiver that ends just before index k (k itself if none)."""
-    j = k
-    while j > 0:
-        c = body[j - 1]
-        if c in _RECEIVER_CHARS:
-            j -= 1
-        elif c == ")":
-            depth, m = 0, j - 1
-            while m >= 0:
-                if body[m] == ")":
-                    depth += 1
-                elif body[m] == "(":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                m -= 1
-            if m < 0:
-                break
-            j = m
-        else:
-            break
-    return j
-
-
-def _subscript_once(body: str) -> str | None:
-    i, n = 0, len(body)
-    while i < n:
-        c = body[i]
-        if c in "\"'`":
-            i = _skip_quoted(body, i)
-            continue
-        if c == "[" and i + 1 < n and body[i + 1] in "\"'`":
-            end = _skip_quoted(body, i + 1)
-            if end < n and body[end] == "]":
-                try:
-                    key = go_unquote(body[i + 1 : end])
-                except ValueError:
-                    key = None
-                start = _receiver_start(body, i)
-                if key is not None and start < i:
-                    recv = body[start:i]
-                    return f"{body[:start]}(index {recv} {go_quote(key)}){body[end + 1 :]}"
-        i += 1
-    return None
+def _unquote_or_none(lit: str) -> str | None:
+    try:
+        return go_unquote(lit)
+    except ValueError:
+        return None
 
 
 def _subscripts(body: str) -> str:
-    for _ in range(len(body) + 1):
-        nxt = _subscript_once(body)
-        if nxt is None:
-            return body
-        body = nxt
-    return body
+    """Rewrite every `RECV["k"]` into `(index RECV "k")` in one left-to-right pass.
+
+    Same result as the reference's "rewrite the first match until nothing changes" (a rewrite
+    never changes what an earlier `[` sees), in linear time. RECV is the longest run of
+    `[A-Za-z0-9_.-]` characters and balanced `( ... )` groups before the `[`; like the
+    reference's backward scan, parentheses count even inside quoted literals. `out` holds one
+    element per source character (or rewrite suffix); `recv` is the index where the current run
+    starts, `opens` the run start saved at each unmatched `(`, and `prefixes` how many
+    `(index ` go before an element.
+    """
+    if "[" not in body:
+        return body
+    out: list[str] = []
+    prefixes: dict[int, int] = {}
+    opens: list[int] = []
+    recv = 0
+    lit_end = 0
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if i >= lit_end and c == "[" and i + 1 < n and body[i + 1] in "\"'`":
+            end = _skip_quoted(body, i + 1)
+            key = _unquote_or_none(body[i + 1 : end]) if end < n and body[end] == "]" else None
+            if key is not None and recv < len(out):
+                prefixes[recv] = prefixes.get(recv, 0) + 1
+                out.append(f" {go_quote(key)})")
+                i = end + 1
+                continue
+        if i >= lit_end and c in "\"'`":
+            lit_end = _skip_quoted(body, i)
+        k = len(out)
+        out.append(c)
+        if c == "(":
+            opens.append(recv)
+            recv = k + 1
+        elif c == ")":
+            recv = opens.pop() if opens else k + 1
+        elif c not in _RECEIVER_CHARS:
+            recv = k + 1
+        i += 1
+    if not prefixes:
+        return body
+    return "".join("(index " * prefixes[k] + e if k in prefixes else e for k, e in enumerate(out))
 
 
 def normalize(s: str) -> str:

@@ -33,6 +33,7 @@ from .nodes import (
     VariableNode,
     WithNode,
 )
+from .scope import VarStack
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -148,7 +149,8 @@ class _Parser:
         self.i = 0
         self.name = name
         self.funcs = funcs
-        self.vars: list[str] = ["$"]
+        self.vars = VarStack()
+        self.vars.push("$")
         self.range_depth = 0
         self.depth = 0
 
@@ -267,11 +269,12 @@ class _Parser:
             pipe = self.pipeline("template clause", Tok.RIGHT)
         else:
             self.next_non_space()
-        return TemplateNode(t.pos, t.line, name, pipe)
+        del t
+        return TemplateNode(tok.pos, tok.line, name, pipe)  # Go: at the name
 
     def control(self, t: Token, context: str) -> Node:
         self.enter()
-        nvars = len(self.vars)
+        nvars = self.vars.mark()
         pipe = self.pipeline(context, Tok.RIGHT)
         if context == "range":
             self.range_depth += 1
@@ -290,10 +293,11 @@ class _Parser:
                 else_body, end = self.item_list()
                 if not isinstance(end, _End):
                     self.fail(f"expected end; found {end.word}", None)
-        del self.vars[nvars:]
+        self.vars.pop_to(nvars)
         self.depth -= 1
         cls = {"if": IfNode, "with": WithNode, "range": RangeNode}[context]
-        return cls(t.pos, t.line, pipe, body, else_body)
+        del t
+        return cls(pipe.pos, pipe.line, pipe, body, else_body)  # Go: at the pipeline
 
     def pipeline(self, context: str, end: Tok) -> PipeNode:
         self.enter()
@@ -338,12 +342,12 @@ class _Parser:
                 self.fail(f"undefined variable {v.val!r}".replace("'", '"'), v)
             pipe.decls.append(VariableNode(v.pos, v.line, (v.val,)))
             if not pipe.is_assign:
-                self.vars.append(v.val)
+                self.vars.push(v.val)
             return
         if nxt.typ == Tok.COMMA:
             self.next_non_space()
             pipe.decls.append(VariableNode(v.pos, v.line, (v.val,)))
-            self.vars.append(v.val)
+            self.vars.push(v.val)
             if context == "range" and len(pipe.decls) < 2:
                 p = self.peek_non_space()
                 if p.typ == Tok.VARIABLE:
@@ -352,7 +356,7 @@ class _Parser:
                     if op.typ not in (Tok.DECLARE, Tok.ASSIGN):
                         self.fail("range can only initialize variables", op)
                     pipe.decls.append(VariableNode(v2.pos, v2.line, (v2.val,)))
-                    self.vars.append(v2.val)
+                    self.vars.push(v2.val)
                     return
                 self.fail("range can only initialize variables", p)
             self.fail(f"too many declarations in {context}", nxt)
@@ -390,16 +394,19 @@ class _Parser:
         if node is None:
             return None
         if self.peek().typ == Tok.FIELD:
+            # Go positions a chain (and a field or variable with more fields) at its first
+            # chained field, not at the term
+            at = self.peek()
             idents: list[str] = []
             while self.peek().typ == Tok.FIELD:
                 idents.append(self.next().val[1:])
             if isinstance(node, FieldNode):
-                return FieldNode(node.pos, node.line, node.idents + tuple(idents))
+                return FieldNode(at.pos, at.line, node.idents + tuple(idents))
             if isinstance(node, VariableNode):
-                return VariableNode(node.pos, node.line, node.idents + tuple(idents))
+                return VariableNode(at.pos, at.line, node.idents + tuple(idents))
             if isinstance(node, BoolNode | StringNode | NumberNode | NilNode | DotNode):
                 self.fail(f"unexpected . after term {_node_text(node)!r}", None)
-            return ChainNode(node.pos, node.line, node, tuple(idents))
+            return ChainNode(at.pos, at.line, node, tuple(idents))
         return node
 
     def unquote(self, t: Token) -> str:
@@ -437,7 +444,7 @@ class _Parser:
         if typ == Tok.LPAREN:
             return self.pipeline("parenthesized pipeline", Tok.RPAREN)
         if typ in (Tok.STRING, Tok.RAW):
-            return StringNode(t.pos, t.line, self.unquote(t))
+            return StringNode(t.pos, t.line, self.unquote(t), t.val)
         self.i -= 1
         return None
 

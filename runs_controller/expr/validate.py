@@ -107,10 +107,18 @@ def validate_template_string(
     allow_random: bool = False,
     allow_range: bool = False,
     name: str = "",
+    scope: str | None = None,
 ) -> None:
-    """Raise TemplateError when `text` is not valid for the scope; return None when it is."""
-    label = name or "test"
+    """Raise TemplateError when `text` is not valid for the scope; return None when it is.
+
+    `scope` is the scope's name as the reference prints it ("... for SCOPE templates"); `name`
+    (a field such as `idempotencyKeyTemplate`) prefixes every message. Without `scope`, the
+    label is `name`, or "test".
+    """
+    label = scope if scope is not None else (name or "test")
     prefix = f"{name}: " if name else ""
+    if not isinstance(text, str):
+        raise TemplateError(f"{prefix}template must be a string, got {type(text).__name__}")
     try:
         check_template_safety(text)
         tree = parse(
@@ -177,6 +185,8 @@ def step_refs_of_tree(tree: ListNode) -> set[str]:
 
 def extract_step_references_strict(text: str) -> set[str]:
     """Like extract_step_references, but a parse error is raised (for diagnostics)."""
+    if not isinstance(text, str):
+        raise TemplateError(f"template must be a string, got {type(text).__name__}")
     return step_refs_of_tree(parse(text, _ANY, name="refs"))  # type: ignore[arg-type]
 
 

@@ -60,7 +60,7 @@ def run_case(case: dict[str, Any]) -> Any:
             allow_now=scope["allow_now"],
             allow_random=scope["allow_random"],
             allow_range=scope["allow_range"],
-            name=scope["name"],
+            scope=scope["name"],
         )
         return "ok"
     if op == "extract_step_references":
@@ -87,6 +87,8 @@ def test_conformance(case: dict[str, Any]) -> None:
             assert isinstance(info.value, KINDS[kind]), str(info.value)
         else:
             assert not isinstance(info.value, EvaluationBlocked | OffloadedData), str(info.value)
+        if "message" in expect:  # the text users read in Failed conditions: byte for byte
+            assert str(info.value) == expect["message"]
         return
     got = run_case(case)
     assert same_json(got, expect["result"]), f"{got!r} != {expect['result']!r}"

@@ -326,9 +326,23 @@ def test_error_kinds(expr: str, kind: type[Exception]) -> None:
         assert not isinstance(info.value, EvaluationBlocked | OffloadedData)
 
 
-def test_blocked_and_offloaded_are_template_errors() -> None:
-    assert issubclass(EvaluationBlocked, TemplateError)
-    assert issubclass(OffloadedData, TemplateError)
+@pytest.mark.parametrize(
+    ("expr", "kind"),
+    [
+        ("{{ steps.nope.output.x }}", EvaluationBlocked),
+        ("{{ steps.big.output.body | toJson }}", OffloadedData),
+    ],
+)
+def test_blocked_and_offloaded_are_caught_as_template_errors(
+    expr: str, kind: type[TemplateError]
+) -> None:
+    """Callers that catch TemplateError also see the wait/offload outcomes (and can tell them)."""
+    try:
+        r(expr)
+    except TemplateError as exc:
+        assert type(exc) is kind
+    else:
+        pytest.fail("no error")
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from runs_controller.expr import (
@@ -18,8 +16,27 @@ from runs_controller.expr import (
     resolve_value,
     validate_template_string,
 )
-from runs_controller.expr.cache import analyze, compile_template
+from runs_controller.expr.cache import analyze, cache_info, compile_template
+from runs_controller.expr.evaluator import execute
+from runs_controller.expr.functions import functions
+from runs_controller.expr.limits import TIME_CHECK_INTERVAL, Budget
 from runs_controller.expr.normalize import normalize
+
+
+class FakeClock:
+    """A monotonic clock that moves `step` seconds each time it is read."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now = 0.0
+        self.step = step
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        value = self.now
+        self.now += self.step
+        return value
+
 
 VARS = {"inputs": {"items": list(range(200)), "s": "x" * 100}}
 
@@ -43,14 +60,34 @@ def test_step_budget() -> None:
         resolve_template_string(tmpl, VARS, limits=Limits(max_steps=10_000))
 
 
-def test_time_budget_ends_quickly() -> None:
+def test_zero_timeout_is_refused_at_the_first_deadline_check() -> None:
+    """A zero time budget ends the evaluation at the first reading of the clock: the outcome is a
+    timeout (not the step budget, which is far away), after exactly one check interval."""
     tmpl = (
         "{{ range .inputs.items }}{{ range $.inputs.items }}{{ len $.inputs.s }}{{ end }}{{ end }}"
     )
-    start = time.monotonic()
+    with pytest.raises(LimitExceeded, match="timed out after 0s"):
+        resolve_template_string(
+            tmpl, VARS, max_output_bytes=0, limits=Limits(timeout_seconds=0.0, max_steps=10**9)
+        )
+    clock = FakeClock()
+    budget = Budget(Limits(timeout_seconds=0.0), clock=clock)
+    tree = compile_template(tmpl)
     with pytest.raises(LimitExceeded, match="timed out"):
-        resolve_template_string(tmpl, VARS, max_output_bytes=0, limits=Limits(timeout_seconds=0.0))
-    assert time.monotonic() - start < 5
+        execute(tree, VARS, functions(), budget, 0, source=tmpl)
+    assert clock.reads == 2  # the deadline at the start, then the first check
+    assert budget.steps == TIME_CHECK_INTERVAL
+
+
+def test_deadline_is_read_every_interval_and_ends_the_evaluation_when_passed() -> None:
+    clock = FakeClock(step=1.0)
+    budget = Budget(Limits(timeout_seconds=2.5, max_steps=10**9), clock=clock)
+    tmpl = "{{ range 100000000 }}{{ end }}"
+    with pytest.raises(LimitExceeded, match=r"timed out after 2\.5s"):
+        execute(compile_template(tmpl), {}, functions(), budget, 0, source=tmpl)
+    # reads at t=0 (deadline 2.5), then 1, 2, 3: the third check passes the deadline
+    assert clock.reads == 4
+    assert budget.steps == 3 * TIME_CHECK_INTERVAL
 
 
 def test_value_size_and_printf_width_limits() -> None:
@@ -72,6 +109,13 @@ def test_nesting_limits() -> None:
         deep = [deep]
     with pytest.raises(LimitExceeded, match="max resolve depth 128"):
         resolve_value(deep, {})
+
+
+def test_break_and_continue_inside_if_do_not_leak_nesting_depth() -> None:
+    body = "{{ if true }}{{ with 1 }}{{ continue }}{{ end }}{{ end }}"
+    assert resolve_template_string("{{ range 100 }}" + body + "{{ end }}x", {}) == "x"
+    brk = "{{ range 100 }}{{ range 2 }}{{ if true }}{{ break }}{{ end }}{{ end }}{{ end }}x"
+    assert resolve_template_string(brk, {}) == "x"
 
 
 def test_negative_limits_rejected() -> None:
@@ -176,11 +220,9 @@ def test_compile_cache_reuses_parses() -> None:
     clear_caches()
     text = "{{ if .inputs.a }}x{{ end }}"
     resolve_template_string(text, {"inputs": {"a": 1}})
-    before = compile_template.__wrapped__ if hasattr(compile_template, "__wrapped__") else None
-    assert before is None
-    misses = analyze.cache_info().misses
+    misses = cache_info().misses
     resolve_template_string(text, {"inputs": {"a": 0}})
-    assert analyze.cache_info().misses == misses
-    assert analyze.cache_info().hits >= 1
+    assert cache_info().misses == misses
+    assert cache_info().hits >= 1
     assert compile_template(text) is compile_template(text)
-    assert analyze.cache_info().maxsize == 1000
+    assert analyze(text) is analyze(text)
