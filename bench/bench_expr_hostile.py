@@ -92,6 +92,8 @@ CASES: dict[str, tuple[str, str, tuple[int, int]]] = {
     "toDate 20062006": ('{{ toDate "20062006" "20242024" }}', "none", (1, 1)),
     "mustToDate 20062006": ('{{ mustToDate "20062006" "x" }}', "none", (1, 1)),
     "cyclic step data": ("{{ toJson .steps.a }}", "cyclic", (1, 1)),
+    "fromJson 2 MB": ("{{ len (fromJson .inputs.json) }}", "json", (1_000_000, 100_000)),
+    "sortAlpha 200k": ("{{ len (sortAlpha .inputs.strings) }}", "strings", (200_000, 20_000)),
 }
 
 
@@ -118,6 +120,10 @@ def build_vars(kind: str, n: int) -> Any:
         return {"inputs": {"word": "a" * n}}
     if kind == "upper":
         return {"inputs": {"upper": "A" * n}}
+    if kind == "json":
+        return {"inputs": {"json": "[" + "1," * n + "1]"}}
+    if kind == "strings":
+        return {"inputs": {"strings": [str(i) for i in range(n)]}}
     if kind == "cyclic":
         c: dict[str, Any] = {}
         c["self"] = c

@@ -18,25 +18,27 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_expr_hostile import CASES, build_vars, template_of  # noqa: E402
+from bench_expr_hostile import CASES, build_vars, template_of
 
-from runs_controller.api.k8s import Lease  # noqa: E402
-from runs_controller.expr import resolve_template_string  # noqa: E402
-from runs_controller.kube.client import KubeClient  # noqa: E402
-from runs_controller.kube.config import load_kubeconfig  # noqa: E402
-from runs_controller.runtime.leaderelection import (  # noqa: E402
+from runs_controller.expr import resolve_template_string
+from runs_controller.kube.client import KubeClient
+from runs_controller.kube.config import load_kubeconfig
+from runs_controller.runtime.leaderelection import (
     KubeLeaseLock,
     LeaderElectionConfig,
     LeaderElector,
 )
-from runs_controller.runtime.offload import run_pure  # noqa: E402
-from runs_controller.testing import ControlPlane  # noqa: E402
+from runs_controller.runtime.offload import run_pure
+from runs_controller.testing import ControlPlane
+
+if TYPE_CHECKING:
+    from runs_controller.api.k8s import Lease
 
 TICK = 0.001
 
@@ -107,7 +109,7 @@ async def main(names: list[str]) -> None:
                     _, offloaded_stall, _ = await measure(name, ticker, offload=True)
                     _out(
                         f"{name:24} {inline_s:7.3f} {inline_stall * 1e3:16.1f} "
-                        f"{offloaded_stall * 1e3:19.1f} {str(elector.is_leader):>6}  {outcome}"
+                        f"{offloaded_stall * 1e3:19.1f} {elector.is_leader!s:>6}  {outcome}"
                     )
                 _out(f"lease renewals during the run: {lock.renewals}")
                 group.cancel_scope.cancel()

@@ -722,6 +722,14 @@ def _list(budget: Budget, *vs: object) -> list[Any]:
     return list(vs)
 
 
+def _sort_alpha(budget: Budget, v: object) -> list[str]:
+    """Sorted strings, charged n*log2(n) comparisons first: one `sorted` call holds the
+    interpreter for its whole length, so its size is bounded by the budget, not only its time."""
+    items = strslice(budget, v)
+    budget.charge_items(len(items) * max(1, len(items).bit_length()))
+    return sorted(items)
+
+
 def _push(budget: Budget, lst: object, v: object) -> list[Any]:
     items = _as_list(lst, "push")
     budget.check_bytes(budget.measure(items) + budget.measure(v) + 1, "list")
@@ -1329,7 +1337,20 @@ def _zone(name: str) -> Any:
         return UTC
 
 
+MAX_LAYOUT_BYTES = 4096
+"""Time layouts longer than this are refused. Go layouts are a few dozen bytes; a scan of a
+megabyte-long one is a single regex call that holds the interpreter (and so the event loop's
+thread) for ~0.1 s."""
+
+
+def _check_layout(layout: str) -> None:
+    size = len(layout.encode("utf-8", "surrogatepass"))
+    if size > MAX_LAYOUT_BYTES:
+        raise FuncError(f"time layout of {size} bytes exceeds {MAX_LAYOUT_BYTES} bytes")
+
+
 def _format_time(budget: Budget, dt: datetime, layout: str) -> str:
+    _check_layout(layout)
     sink = budget.sink("date result")
     go_time_format(dt, layout, sink)
     return sink.getvalue()
@@ -1369,6 +1390,7 @@ class _TimeParser:
     """
 
     def __init__(self, layout: str, value: str) -> None:
+        _check_layout(layout)
         self.layout = layout
         self.value = value
         self.j = 0
@@ -1580,7 +1602,9 @@ def _join(budget: Budget, sep: str, v: object) -> str:
 
 
 # json.loads is C, but builds a Python object per value: a step per this many bytes of text.
-_JSON_BYTES_PER_STEP = 32
+_JSON_BYTES_PER_STEP = 4
+"""`fromJson` parses in one C call that holds the interpreter: priced so that a budget parses at
+most ~1 MB (~50 ms), more than its CPU alone would cost."""
 
 
 # --- the map -----------------------------------------------------------------------------------
@@ -1735,7 +1759,7 @@ _SPRIG: list[FuncSpec] = [
     _mkb("splitn", _splitn, "str int str"),
     _mkb("toStrings", _to_strings, "any"),
     _mkb("join", _join, "str any"),
-    _mkb("sortAlpha", lambda b, v: sorted(strslice(b, v)), "any"),
+    _mkb("sortAlpha", _sort_alpha, "any"),
     _mkb("tuple", _list, "", "any"),
     _mkb("list", _list, "", "any"),
     _mkb("append", _push, "any any"),

@@ -35,7 +35,7 @@ from runs_controller.expr.cache import (
     analyze,
     cache_info,
 )
-from runs_controller.expr.functions import FuncError, FuncSpec, functions
+from runs_controller.expr.functions import MAX_LAYOUT_BYTES, FuncError, FuncSpec, functions
 from runs_controller.expr.limits import Budget
 from runs_controller.expr.values import NO_VALUE, GoInt, deep_key
 
@@ -443,3 +443,14 @@ def test_concurrent_evaluations_in_threads() -> None:
     info = cache_info()
     assert info.entries <= CACHE_SIZE
     assert info.bytes <= CACHE_BYTES
+
+
+@pytest.mark.parametrize("template", ["{{ date .inputs.l 0 }}", '{{ mustToDate .inputs.l "x" }}'])
+def test_time_layouts_longer_than_4096_bytes_are_refused_before_the_scan(template: str) -> None:
+    # One regex scan of a megabyte layout holds the interpreter ~0.1 s (the loop's thread too,
+    # even when the evaluation runs off the loop): refused by size first, counted in bytes.
+    too_long = "é" * (MAX_LAYOUT_BYTES // 2) + "-"
+    with pytest.raises(TemplateError, match=f"time layout of {MAX_LAYOUT_BYTES + 1} bytes"):
+        resolve_template_string(template, {"inputs": {"l": too_long}})
+    at_limit = {"inputs": {"l": "é" * (MAX_LAYOUT_BYTES // 2)}}
+    assert resolve_template_string("{{ date .inputs.l 0 }}", at_limit) == at_limit["inputs"]["l"]
