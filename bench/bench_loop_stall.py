@@ -72,7 +72,8 @@ def evaluate(text: str, data: Any) -> str:
     try:
         value = resolve_template_string(text, data)
     except Exception as error:  # the outcome is what we report
-        return f"{type(error).__name__}: {str(error)[:60]}"
+        public = next(c for c in type(error).__mro__ if not c.__name__.startswith("_"))
+        return f"{public.__name__}: {str(error)[:60]}"
     return "ok: " + repr(value)[:40]
 
 

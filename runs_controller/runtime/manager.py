@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.abc
 import structlog
 
 from runs_controller.api.k8s import ConfigMap
