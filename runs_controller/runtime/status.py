@@ -83,7 +83,7 @@ class StatusWriter:
                 "status": normalize(status),
             }
         )
-        key = f"{meta.namespace}/{meta.name}"
+        key = f"{resource.plural}/{meta.namespace}/{meta.name}"
         version = meta.resource_version or ""
         if self._memo.get(key) == (version, body) or not self.would_change(observed, status):
             self._count("skipped", resource)

@@ -22,6 +22,7 @@ from runs_controller.testing import ControlPlane, ControlPlaneConfig
 from runs_controller.testing.proxy import TcpProxy
 from runs_controller.testing.pytest_plugin import start_control_plane_or_fail
 from runs_controller.testing.wait import poll_until_async
+from tests.clocks import T0, ManualClock
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -173,7 +174,7 @@ async def test_falls_back_to_core_v1_when_events_k8s_io_is_not_served(
 ) -> None:
     plane = plane_without_events_api
     namespace = plane.create_namespace("events")
-    clock = Clock()
+    clock = ManualClock()
     async with KubeClient(await load_kubeconfig(plane.kubeconfig_path)) as client:
         subject = await make_object(client, namespace)
         rec = clocked(client, clock)
@@ -198,23 +199,8 @@ async def test_falls_back_to_core_v1_when_events_k8s_io_is_not_served(
 
 # ---- the recorder's own rules, on the real apiserver, with the recorder's clocks set -----------
 
-T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
-
-class Clock:
-    """The recorder's monotonic clock and wall clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wall(self) -> datetime.datetime:
-        return T0 + datetime.timedelta(seconds=self.now)
-
-
-def clocked(client: KubeClient, clock: Clock, **kwargs: Any) -> EventRecorder:
+def clocked(client: KubeClient, clock: ManualClock, **kwargs: Any) -> EventRecorder:
     return EventRecorder(client, reporting_instance="pod-1", clock=clock, now=clock.wall, **kwargs)
 
 
@@ -237,7 +223,7 @@ async def test_a_series_carries_the_recorders_times_and_a_first_write_may_be_one
     client: KubeClient, namespace: str
 ) -> None:
     subject = await make_object(client, namespace)
-    clock = Clock()
+    clock = ManualClock()
     rec = clocked(client, clock)
     for _ in range(3):  # before the writer runs: one create that already carries count 3
         rec.record(subject, "Warning", "Failed", "Reconcile", "boom", resource=CONFIG_MAPS)
@@ -260,7 +246,7 @@ async def test_a_series_carries_the_recorders_times_and_a_first_write_may_be_one
 
 async def test_an_old_series_starts_a_new_event(client: KubeClient, namespace: str) -> None:
     subject = await make_object(client, namespace)
-    clock = Clock()
+    clock = ManualClock()
     rec = clocked(client, clock)
     rec.record(subject, "Normal", "A", "Reconcile", resource=CONFIG_MAPS)
     await drain(rec)
@@ -277,7 +263,7 @@ async def test_the_spam_filter_refills_one_event_per_five_minutes(
     client: KubeClient, namespace: str
 ) -> None:
     subject = await make_object(client, namespace)
-    clock = Clock()
+    clock = ManualClock()
     rec = clocked(client, clock)
     for i in range(30):
         rec.record(subject, "Normal", f"Reason{i}", "Reconcile", resource=CONFIG_MAPS)
@@ -295,7 +281,7 @@ async def test_a_full_queue_drops_the_oldest_and_its_count_is_not_lost(
     client: KubeClient, namespace: str
 ) -> None:
     subject = await make_object(client, namespace)
-    clock = Clock()
+    clock = ManualClock()
     rec = clocked(client, clock, options=RecorderOptions(queue_size=2))
     for reason in ("A", "B", "C"):
         rec.record(subject, "Normal", reason, "Reconcile", resource=CONFIG_MAPS)
@@ -312,7 +298,7 @@ async def test_an_expired_event_is_recreated_under_a_new_name(
     client: KubeClient, namespace: str
 ) -> None:
     subject = await make_object(client, namespace)
-    clock = Clock()
+    clock = ManualClock()
     rec = clocked(client, clock)
     rec.record(subject, "Normal", "A", "Reconcile", resource=CONFIG_MAPS)
     await drain(rec)
@@ -367,7 +353,7 @@ async def test_write_errors_are_logged_and_the_writer_goes_on(
         config = await load_kubeconfig(control_plane.admin_kubeconfig_via(proxy.port))
         async with KubeClient(config, options) as client:
             subject = await make_object(client, namespace)
-            clock = Clock()
+            clock = ManualClock()
             rec = clocked(client, clock)
             proxy.cut()
             proxy.block()  # the apiserver is unreachable for a moment

@@ -27,11 +27,11 @@ from runs_controller.runtime.events import (
     object_reference,
     truncate_utf8,
 )
+from tests.clocks import T0, ManualClock
 
 pytestmark = pytest.mark.timeout(20)
 
 T = TypeVar("T")
-T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 REF = ObjectReference(
     api_version="runs.bubustack.io/v1alpha1",
     kind="StoryRun",
@@ -40,17 +40,6 @@ REF = ObjectReference(
     uid="uid-1",
     resource_version="7",
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wall(self) -> datetime.datetime:
-        return T0 + datetime.timedelta(seconds=self.now)
 
 
 def not_found(kind: str | None = None) -> NotFound:
@@ -106,7 +95,7 @@ def test_group_not_served_only_for_a_404_without_details() -> None:
 
 
 def test_spam_filter_burst_then_refill() -> None:
-    clock = Clock()
+    clock = ManualClock()
     spam = SpamFilter(burst=25, qps=1 / 300, size=10, clock=clock)
     assert all(spam.allow(("a",)) for _ in range(25))
     assert not spam.allow(("a",))
@@ -119,7 +108,7 @@ def test_spam_filter_burst_then_refill() -> None:
 
 
 def test_spam_filter_forgets_the_least_recent_object() -> None:
-    clock = Clock()
+    clock = ManualClock()
     spam = SpamFilter(burst=1, qps=1e-9, size=2, clock=clock)
     assert spam.allow(("a",))
     assert spam.allow(("b",))
