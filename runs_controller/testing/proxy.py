@@ -12,6 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskGroup
 
 from runs_controller.testing.controlplane import LOOPBACK
@@ -55,6 +56,9 @@ class TcpProxy:
         if group is not None:
             group.cancel_scope.cancel()
             await group.__aexit__(None, None, None)
+        # Closed transports release their sockets in a callback on the next loop iteration:
+        # give it one, so a test that ends right after the proxy leaves no socket behind.
+        await anyio.lowlevel.checkpoint()
 
     @property
     def open_connections(self) -> int:
@@ -90,7 +94,11 @@ class TcpProxy:
             with anyio.CancelScope() as scope:
                 self._scopes.add(scope)
                 try:
-                    upstream = await anyio.connect_tcp(*self._target)
+                    # Shielded: a `cut()` that lands while anyio's connect_tcp is finishing
+                    # would lose the new socket (it is never returned, never closed). The
+                    # connection is to loopback; the next checkpoint honours the cut.
+                    with anyio.CancelScope(shield=True), anyio.fail_after(10):
+                        upstream = await anyio.connect_tcp(*self._target)
                     async with upstream, anyio.create_task_group() as pumps:
                         pumps.start_soon(self._pump, client, upstream, pumps.cancel_scope)
                         pumps.start_soon(self._pump, upstream, client, pumps.cancel_scope)
