@@ -136,9 +136,13 @@ class ControllerBuilder:
         type: type[T],
         *,
         indexers: Mapping[str, IndexFunc[T]] | None = None,
+        label_selector: str | None = None,
     ) -> CacheReader[T]:
-        """A kind the reconciler only reads: cached and indexed, its events wake nothing."""
-        return self._manager.cache.reader(resource, type, indexers=indexers)
+        """A kind the reconciler only reads: cached and indexed, its events wake nothing.
+        `label_selector` keeps the cache to the objects that matter (pods of our Jobs)."""
+        return self._manager.cache.reader(
+            resource, type, indexers=indexers, label_selector=label_selector
+        )
 
     def complete(self, reconciler: Reconciler) -> Controller:
         """Build the controller, attach its handlers and register it with the manager."""

@@ -104,8 +104,10 @@ class Cache:
         type: type[T],
         *,
         indexers: Mapping[str, IndexFunc[T]] | None = None,
+        label_selector: str | None = None,
     ) -> CacheReader[T]:
-        """A reader for `type`; every reader also indexes owners' UIDs."""
+        """A reader for `type`; every reader also indexes owners' UIDs. `label_selector` caches
+        only the matching objects (e.g. the pods of our Jobs, not every pod of the cluster)."""
         all_indexers: dict[str, IndexFunc[T]] = {OWNER_UID_INDEX: index_by_owner_uid}
         all_indexers.update(indexers or {})
         scopes: tuple[str | None, ...] = (
@@ -114,7 +116,13 @@ class Cache:
         return CacheReader(
             resource,
             {
-                scope: self.informers.get(resource, type, namespace=scope, indexers=all_indexers)
+                scope: self.informers.get(
+                    resource,
+                    type,
+                    namespace=scope,
+                    label_selector=label_selector,
+                    indexers=all_indexers,
+                )
                 for scope in scopes
             },
         )

@@ -12,13 +12,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from runs_controller.api.bubustack.story import Story
+from runs_controller.api.k8s import ConfigMap
 from runs_controller.api.meta import ObjectMeta, OwnerReference
 from runs_controller.api.refs import StoryReference, StoryRunReference
 from runs_controller.api.runs.steprun import StepRun, StepRunSpec
 from runs_controller.api.runs.storyrun import StoryRun, StoryRunSpec
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import load_kubeconfig
-from runs_controller.kube.resources import STEP_RUNS, STORIES, STORY_RUNS
+from runs_controller.kube.resources import CONFIG_MAPS, STEP_RUNS, STORIES, STORY_RUNS
 from runs_controller.reconcilers.indexes import (
     STORY_INDEX,
     STORYRUN_INDEX,
@@ -31,6 +32,7 @@ from runs_controller.runtime.builder import ControllerBuilder, Kit
 from runs_controller.runtime.cache import CacheReader
 from runs_controller.runtime.manager import Manager, ManagerOptions
 from runs_controller.runtime.reconciler import Request, Result
+from runs_controller.testing import HarnessClient
 from runs_controller.testing.wait import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -154,3 +156,34 @@ async def test_for_owns_and_watches_wake_the_right_object(
     ]
     assert runs.get("elsewhere", "waiting") is None  # a namespace this manager does not watch
     assert not runs.watches("elsewhere")
+
+
+async def test_a_read_only_kind_can_be_cached_by_label_only(
+    client: KubeClient, admin_client: HarnessClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    admin_client.create(path, {"metadata": {"name": "ours", "labels": {"app": "runs"}}})
+    admin_client.create(path, {"metadata": {"name": "theirs", "labels": {"app": "other"}}})
+    manager = Manager(
+        client,
+        CollectorRegistry(),
+        options=ManagerOptions(
+            metrics_address=None, health_address=None, handle_signals=False, namespaces=(namespace,)
+        ),
+    )
+    builder = ControllerBuilder(manager, "reader")
+    builder.for_(STORY_RUNS, StoryRun)
+    labelled = builder.reads(CONFIG_MAPS, ConfigMap, label_selector="app=runs")
+    everything = builder.reads(CONFIG_MAPS, ConfigMap)
+    runs = builder.reads(STORY_RUNS, StoryRun)
+    builder.complete(Recorder(runs, builder.reads(STEP_RUNS, StepRun), builder.kit))
+    async with anyio.create_task_group() as group:
+        group.start_soon(manager.run)
+        await wait_until(
+            lambda: labelled.has_synced and everything.has_synced,
+            within=30,
+            what="both readers to sync",
+        )
+        manager.stop()
+    assert [c.metadata.name for c in labelled.list(namespace) if c.metadata] == ["ours"]
+    assert {c.metadata.name for c in everything.list(namespace) if c.metadata} >= {"ours", "theirs"}
