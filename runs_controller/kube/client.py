@@ -9,6 +9,7 @@ into the caller's Struct. Watches get a per-read inactivity timeout instead of a
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import Mapping
@@ -431,7 +432,9 @@ class KubeClient:
             )
             return response
 
-        return WatchStream(open_stream, path, self.options.max_watch_line)
+        return WatchStream(
+            open_stream, path, self.options.max_watch_line, self._connection.track_close
+        )
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -578,12 +581,33 @@ class KubeClient:
 
 
 class _Connection:
-    """The aiohttp session (connection pool) behind a client and its guarded views."""
+    """The aiohttp session (connection pool) behind a client and its guarded views.
+
+    `close()` also waits (briefly) for the connections of watches that were closed before
+    their end: they are out of the pool, and their sockets are released only once the
+    transport reports the connection lost, a loop iteration or two later.
+    """
+
+    CLOSE_WAIT = 2.0
 
     def __init__(self, config: ClusterConfig, options: ClientOptions) -> None:
         self._config = config
         self._options = options
         self._session: aiohttp.ClientSession | None = None
+        self._closing: set[asyncio.Future[None]] = set()
+
+    def track_close(self, response: aiohttp.ClientResponse) -> None:
+        connection = response.connection
+        protocol = connection.protocol if connection is not None else None
+        closed = protocol.closed if protocol is not None else None
+        if closed is not None and not closed.done():
+            self._closing.add(closed)
+            closed.add_done_callback(self._closed)
+
+    def _closed(self, future: asyncio.Future[None]) -> None:
+        self._closing.discard(future)
+        if not future.cancelled():
+            future.exception()  # a connection lost with an error is still just closed
 
     def session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
         session = self._session
@@ -599,6 +623,9 @@ class _Connection:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+        if self._closing:
+            with anyio.move_on_after(self.CLOSE_WAIT):
+                await asyncio.wait(list(self._closing))
 
 
 def _namespace(rt: ResourceType, namespace: str | None) -> str | None:

@@ -120,8 +120,12 @@ class WatchStream:
         opener: Callable[[], Awaitable[aiohttp.ClientResponse]],
         path: str,
         max_line: int = DEFAULT_MAX_LINE,
+        on_abandon: Callable[[aiohttp.ClientResponse], None] | None = None,
     ) -> None:
+        """`on_abandon(response)` is told of a stream closed before its end (its connection
+        cannot go back to the pool and closes in the background)."""
         self._opener = opener
+        self._on_abandon = on_abandon
         self.path = path
         self._splitter = LineSplitter(max_line)
         self._pending: deque[WatchEvent[Any]] = deque()
@@ -147,6 +151,8 @@ class WatchStream:
             if self._eof:
                 response.release()
             else:
+                if self._on_abandon is not None:
+                    self._on_abandon(response)
                 response.close()
 
     def __aiter__(self) -> WatchStream:

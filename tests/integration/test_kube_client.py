@@ -703,3 +703,21 @@ async def test_watches_share_the_bounded_connection_pool(
                 await client.get(CONFIG_MAPS, "absent", namespace, type=ConfigMap)
         with pytest.raises(NotFound):
             await client.get(CONFIG_MAPS, "absent", namespace, type=ConfigMap)
+
+
+async def test_closing_the_client_waits_for_the_sockets_of_abandoned_watches(
+    config: ClusterConfig, namespace: str
+) -> None:
+    sockets = []
+    async with KubeClient(config) as kube:
+        for _ in range(3):
+            stream = kube.watch(CONFIG_MAPS, namespace, timeout_seconds=60)
+            async with stream:
+                response = stream._response  # left before the stream's end
+                assert response is not None and response.connection is not None
+                transport = response.connection.transport
+                assert transport is not None
+                sockets.append(transport.get_extra_info("socket"))
+    # The client returned from close only once those connections were really gone: no socket
+    # is left for the loop's next iterations (or, at a loop's end, for the garbage collector).
+    assert [s.fileno() for s in sockets] == [-1, -1, -1]
