@@ -19,7 +19,7 @@ import anyio.lowlevel
 
 from runs_controller.testing import ControlPlane, HarnessClient
 from runs_controller.testing.proxy import TcpProxy
-from runs_controller.testing.wait import poll_until_async
+from runs_controller.testing.wait import wait_until
 from tests.paths import REPO_ROOT
 
 LEASE_DURATION = 4.0
@@ -99,20 +99,11 @@ def _log_time(event: dict[str, Any]) -> datetime.datetime:
     return datetime.datetime.fromisoformat(event["timestamp"])
 
 
-async def _until(what: str, within: float, check: Any) -> None:
-    async def probe() -> bool | None:
-        return True if check() else None
-
-    await poll_until_async(probe, within=within, what=what)
-
-
 async def _leader_of(apps: list[App], admin: HarnessClient, namespace: str) -> App:
     for app in apps:  # a crashed app would otherwise only show up as a timeout
         assert app.process.poll() is None, (app.identity, app.events)
-    await _until(
-        "one app to lead",
-        60,
-        lambda: any(a.has("controllers_starting") for a in apps),
+    await wait_until(
+        lambda: any(a.has("controllers_starting") for a in apps), within=60, what="one app to lead"
     )
     leaders = [a for a in apps if a.has("controllers_starting")]
     assert len(leaders) == 1, [a.identity for a in leaders]
@@ -141,16 +132,22 @@ async def test_exactly_one_leads_and_a_killed_leader_is_replaced(
         leader = await _leader_of(apps, admin_client, namespace)
         standby = next(a for a in apps if a is not leader)
         _create_configmap(admin_client, namespace, "work")
-        await _until("the leader to reconcile", 30, lambda: leader.has("reconcile_finished"))
-        await _until("the standby to compete", 30, lambda: standby.has("leader_election_acquiring"))
+        await wait_until(
+            lambda: leader.has("reconcile_finished"), within=30, what="the leader to reconcile"
+        )
+        await wait_until(
+            lambda: standby.has("leader_election_acquiring"),
+            within=30,
+            what="the standby to compete",
+        )
         assert not standby.has("reconcile_started")
         assert not standby.has("controllers_starting")
 
         leader.process.kill()
-        await _until(
-            "the standby to take over after the lease expires",
-            60,
+        await wait_until(
             lambda: standby.has("controllers_starting"),
+            within=60,
+            what="the standby to take over after the lease expires",
         )
         assert _holder(admin_client, namespace) == standby.identity
         # Taken over from the dead leader's (expired) record, not from a released one.
@@ -168,10 +165,14 @@ async def test_sigterm_releases_the_lease_for_a_fast_takeover(
         leader = await _leader_of(apps, admin_client, namespace)
         standby = next(a for a in apps if a is not leader)
         leader.process.send_signal(signal.SIGTERM)
-        await _until("the leader to exit", 30, lambda: leader.process.poll() is not None)
+        await wait_until(
+            lambda: leader.process.poll() is not None, within=30, what="the leader to exit"
+        )
         assert leader.process.returncode == 0
         assert leader.has("leader_election_released")
-        await _until("the standby to take over", 60, lambda: standby.has("controllers_starting"))
+        await wait_until(
+            lambda: standby.has("controllers_starting"), within=60, what="the standby to take over"
+        )
         # The release handed over: the standby took a Lease with no holder, it did not wait for
         # the leader's record to expire.
         acquired = standby.logged("leader_election_acquired")[0]
@@ -188,9 +189,11 @@ async def test_graceful_shutdown_finishes_the_in_flight_reconcile(
         (app,) = apps
         await _leader_of(apps, admin_client, namespace)
         _create_configmap(admin_client, namespace, "slow")
-        await _until("the reconcile to start", 30, lambda: app.has("reconcile_started"))
+        await wait_until(
+            lambda: app.has("reconcile_started"), within=30, what="the reconcile to start"
+        )
         app.process.send_signal(signal.SIGTERM)
-        await _until("the app to exit", 30, lambda: app.process.poll() is not None)
+        await wait_until(lambda: app.process.poll() is not None, within=30, what="the app to exit")
         assert app.process.returncode == 0
         names = [e["event"] for e in app.events]
         assert names.index("signal_received") < names.index("reconcile_finished")
@@ -207,24 +210,30 @@ async def test_a_leader_cut_off_from_the_apiserver_stops_before_its_lease_expire
             await _leader_of(first, admin_client, namespace)
             with _apps(("standby", control_plane.kubeconfig_path, _ns_args(namespace))) as second:
                 (standby,) = second
-                await _until(
-                    "the standby to be waiting",
-                    30,
+                await wait_until(
                     lambda: standby.has("leader_election_acquiring"),
+                    within=30,
+                    what="the standby to be waiting",
                 )
                 proxy.block()
-                await _until(
-                    "the isolated leader to give up", 30, lambda: leader.has("leader_election_lost")
+                await wait_until(
+                    lambda: leader.has("leader_election_lost"),
+                    within=30,
+                    what="the isolated leader to give up",
                 )
-                await _until(
-                    "the standby to take over", 30, lambda: standby.has("controllers_starting")
+                await wait_until(
+                    lambda: standby.has("controllers_starting"),
+                    within=30,
+                    what="the standby to take over",
                 )
                 lost = leader.logged("leader_election_lost")[0]["timestamp"]
                 acquired = standby.logged("leader_election_acquired")[0]["timestamp"]
                 # The old leader stopped before anyone else could lead: no overlap.
                 assert lost < acquired
-                await _until(
-                    "the isolated leader to exit", 30, lambda: leader.process.poll() is not None
+                await wait_until(
+                    lambda: leader.process.poll() is not None,
+                    within=30,
+                    what="the isolated leader to exit",
                 )
                 assert leader.process.returncode == 1
                 await anyio.lowlevel.checkpoint()
