@@ -21,17 +21,4 @@ class SystemClock:
         return datetime.datetime.now(datetime.UTC)
 
 
-class FixedClock:
-    """A clock that moves only when told to (tests)."""
-
-    def __init__(self, at: datetime.datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime.datetime:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += datetime.timedelta(seconds=seconds)
-
-
-__all__ = ["Clock", "FixedClock", "SystemClock"]
+__all__ = ["Clock", "SystemClock"]

@@ -73,9 +73,6 @@ class Controller:
     def enqueue(self, request: Request) -> None:
         self.queue.add(request)
 
-    def enqueue_after(self, request: Request, delay: float) -> None:
-        self.queue.add_after(request, delay)
-
     async def run(self) -> None:
         """Run the workers until the queue is shut down (see `shutdown`)."""
         async with self.queue, anyio.create_task_group() as group:
