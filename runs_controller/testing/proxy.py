@@ -32,19 +32,27 @@ class TcpProxy:
         self._stalled = False
         self._resumed = anyio.Event()
         self._scopes: set[anyio.CancelScope] = set()
+        # Every stream the proxy opened, until it is closed: a stream whose task was cancelled
+        # before it could close it is closed at exit, never left to the garbage collector.
+        self._streams: set[SocketStream] = set()
         self._group: TaskGroup | None = None
 
     async def __aenter__(self) -> TcpProxy:
-        listener = await anyio.create_tcp_listener(local_host=LOOPBACK, local_port=0)
+        listeners = await anyio.create_tcp_listener(local_host=LOOPBACK, local_port=0)
+        (listener,) = listeners.listeners  # one address: a listener with accept()
+        assert isinstance(listener, anyio.abc.SocketListener)  # noqa: S101 - anyio's contract
         self.port = listener.extra(SocketAttribute.local_port)  # noqa: S610 - not Django
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         self._group.start_soon(self._serve, listener)
         return self
 
-    async def _serve(self, listener: anyio.abc.Listener[SocketStream]) -> None:
-        async with listener:
-            await listener.serve(self._handle)
+    async def _serve(self, listener: anyio.abc.SocketListener) -> None:
+        async with listener, anyio.create_task_group() as handlers:
+            while True:
+                client = await listener.accept()
+                self._streams.add(client)
+                handlers.start_soon(self._handle, client)
 
     async def __aexit__(
         self,
@@ -56,6 +64,9 @@ class TcpProxy:
         if group is not None:
             group.cancel_scope.cancel()
             await group.__aexit__(None, None, None)
+        for stream in list(self._streams):
+            await stream.aclose()
+        self._streams.clear()
         # Closed transports release their sockets in a callback on the next loop iteration:
         # give it one, so a test that ends right after the proxy leaves no socket behind.
         await anyio.lowlevel.checkpoint()
@@ -87,6 +98,12 @@ class TcpProxy:
         self._resumed.set()
 
     async def _handle(self, client: SocketStream) -> None:
+        try:
+            await self._forward(client)
+        finally:
+            self._streams.discard(client)
+
+    async def _forward(self, client: SocketStream) -> None:
         async with client:
             if self._blocked:
                 return
@@ -99,9 +116,13 @@ class TcpProxy:
                     # connection is to loopback; the next checkpoint honours the cut.
                     with anyio.CancelScope(shield=True), anyio.fail_after(10):
                         upstream = await anyio.connect_tcp(*self._target)
-                    async with upstream, anyio.create_task_group() as pumps:
-                        pumps.start_soon(self._pump, client, upstream, pumps.cancel_scope)
-                        pumps.start_soon(self._pump, upstream, client, pumps.cancel_scope)
+                        self._streams.add(upstream)
+                    try:
+                        async with upstream, anyio.create_task_group() as pumps:
+                            pumps.start_soon(self._pump, client, upstream, pumps.cancel_scope)
+                            pumps.start_soon(self._pump, upstream, client, pumps.cancel_scope)
+                    finally:
+                        self._streams.discard(upstream)
                 finally:
                     self._scopes.discard(scope)
 
