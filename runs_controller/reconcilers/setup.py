@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runs_controller.api.bubustack.engram import Engram
 from runs_controller.api.bubustack.story import Story
@@ -31,6 +31,8 @@ from runs_controller.reconcilers.indexes import (
     storyrun_story,
 )
 from runs_controller.reconcilers.observe import ObservingReconciler
+from runs_controller.reconcilers.storyrun.predicates import child_run_changed, storyrun_changed
+from runs_controller.reconcilers.storyrun.reconciler import StoryRunReconciler
 from runs_controller.runtime.builder import ControllerBuilder
 from runs_controller.runtime.reconciler import Request
 from runs_controller.runtime.store import object_key
@@ -53,12 +55,39 @@ def runs_of_story(runs: CacheReader[StoryRun], story: Story) -> list[Request]:
     ]
 
 
+def runs_waiting_in(runs: CacheReader[StoryRun], obj: Any) -> list[Request]:
+    """An Engram event wakes the unfinished runs of its namespace that have a blocked step."""
+    meta = obj.metadata
+    if meta is None:
+        return []
+    return [
+        Request(run.metadata.namespace or "", run.metadata.name or "")
+        for run in runs.list(meta.namespace)
+        if run.metadata is not None
+        and run.status is not None
+        and any(state.phase == "Blocked" for state in (run.status.step_states or {}).values())
+    ]
+
+
 def _storyrun(manager: Manager) -> Controller:
     builder = ControllerBuilder(manager, "storyrun")
-    runs = builder.for_(STORY_RUNS, StoryRun, indexers={STORY_INDEX: storyrun_story})
-    builder.owns(STEP_RUNS, StepRun, indexers={STORYRUN_INDEX: steprun_storyrun})
-    builder.watches(STORIES, Story, lambda story: runs_of_story(runs, story))
-    return builder.complete(ObservingReconciler("StoryRun", runs, builder.kit))
+    runs = builder.for_(
+        STORY_RUNS, StoryRun, predicate=storyrun_changed, indexers={STORY_INDEX: storyrun_story}
+    )
+    stepruns = builder.owns(STEP_RUNS, StepRun, indexers={STORYRUN_INDEX: steprun_storyrun})
+    builder.owns(STORY_RUNS, StoryRun, predicate=child_run_changed)
+    stories = builder.watches(STORIES, Story, lambda story: runs_of_story(runs, story))
+    engrams = builder.watches(ENGRAMS, Engram, lambda engram: runs_waiting_in(runs, engram))
+    templates = builder.reads(ENGRAM_TEMPLATES, EngramTemplate)
+    reconciler = StoryRunReconciler(
+        builder.kit,
+        runs=runs,
+        stepruns=stepruns,
+        stories=stories,
+        engrams=engrams,
+        templates=templates,
+    )
+    return builder.complete(reconciler)
 
 
 def _steprun(manager: Manager) -> Controller:

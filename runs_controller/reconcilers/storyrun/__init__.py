@@ -1,0 +1,1 @@
+"""The StoryRun controller: the reconciler and the pieces it drives."""

@@ -1,0 +1,533 @@
+"""The StoryRun reconciler: thin glue between the cache, one pure DAG pass and the writes.
+
+Order (controller-behaviour.md §2.2 with rulings 1, 2, 8-11, 21-24): deletion, input size,
+reference policy, finalizer and labels, redrive, terminal handling, cancel, the Story, the graph,
+inputs, then one DAG pass whose decisions are written: children created, one status apply.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import structlog
+
+from runs_controller.api.bubustack.engram import Engram
+from runs_controller.api.bubustack.story import Step, Story
+from runs_controller.api.catalog.engramtemplate import EngramTemplate
+from runs_controller.api.codec import encode
+from runs_controller.api.runs.steprun import StepRun
+from runs_controller.api.runs.storyrun import StoryRun, StoryRunStatus
+from runs_controller.dag import launch as launching
+from runs_controller.dag.graph import build_graph, validate_graph
+from runs_controller.dag.limits import queue_labels, scheduling_decision
+from runs_controller.dag.run_pass import PassInput, PassResult, Slots, run_pass
+from runs_controller.dag.states import all_steps, counters, is_terminal
+from runs_controller.dag.timers import encode_timers
+from runs_controller.engine import keys
+from runs_controller.engine.finality import is_final
+from runs_controller.engine.operator_config import OperatorConfig
+from runs_controller.engine.schemas import (
+    SchemaError,
+    apply_defaults,
+    inputs_failure_message,
+    validate_document,
+)
+from runs_controller.kube.errors import NotFound
+from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
+from runs_controller.reconcilers.storyrun import cleanup
+from runs_controller.reconcilers.storyrun.dependents import Dependents
+from runs_controller.reconcilers.storyrun.slots import SlotKeeper
+from runs_controller.reconcilers.storyrun.transitions import (
+    PhaseChange,
+    observed_status,
+    owned,
+    schema_refs,
+    with_phase,
+    with_progress,
+    with_running_duration,
+)
+from runs_controller.runtime.builder import Kit
+from runs_controller.runtime.cache import CacheReader
+from runs_controller.runtime.children import ChildConflict
+from runs_controller.runtime.offload import run_pure
+from runs_controller.runtime.reconciler import Request, Result
+
+log = structlog.get_logger("runs_controller.storyrun")
+
+ACTION = "Reconcile"
+
+
+def _now(kit: Kit) -> datetime.datetime:
+    return kit.clock.now().replace(microsecond=0)
+
+
+def _name(obj: Any) -> str:
+    return str(obj.metadata.name or "") if obj.metadata is not None else ""
+
+
+class StoryRunReconciler:
+    """Reconciles one StoryRun per call; every decision comes from `dag.run_pass`."""
+
+    def __init__(
+        self,
+        kit: Kit,
+        *,
+        runs: CacheReader[StoryRun],
+        stepruns: CacheReader[StepRun],
+        stories: CacheReader[Story],
+        engrams: CacheReader[Engram],
+        templates: CacheReader[EngramTemplate],
+    ) -> None:
+        self.kit = kit
+        self.runs = runs
+        self.stepruns = stepruns
+        self.stories = stories
+        self.engrams = engrams
+        self.templates = templates
+        self.dependents = Dependents(stepruns, runs)
+        self._written: dict[str, StoryRun] = {}
+        """Our last write of each run, until the cache shows it (read-your-writes)."""
+        self.slots = SlotKeeper(stepruns, lambda: self.kit.config.current().max_retries)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _event(self, run: StoryRun, type_: str, reason: str, note: str) -> None:
+        recorder = self.kit.recorder
+        if recorder is not None:
+            recorder.record(run, type_, reason, ACTION, note, resource=STORY_RUNS)  # type: ignore[arg-type]
+
+    def _remember(self, run: StoryRun) -> StoryRun:
+        meta = run.metadata
+        if meta is not None:
+            self._written[f"{meta.namespace}/{meta.name}"] = run
+        return run
+
+    def _freshest(self, cached: StoryRun) -> StoryRun:
+        """The cached run, or our own later write of it when the watch has not delivered it
+        yet: a reconcile must never decide on a status older than the one it wrote."""
+        meta = cached.metadata
+        key = f"{meta.namespace}/{meta.name}" if meta is not None else ""
+        written = self._written.get(key)
+        if written is None or meta is None or written.metadata is None:
+            return cached
+        if written.metadata.uid == meta.uid and _newer(written, cached):
+            return written
+        del self._written[key]
+        return cached
+
+    async def _apply(self, run: StoryRun, status: StoryRunStatus) -> StoryRun:
+        written = await self.kit.status.apply(STORY_RUNS, run, owned(status))
+        return self._remember(written) if written is not None else run
+
+    async def _set_phase(self, run: StoryRun, change: PhaseChange, now: datetime.datetime) -> StoryRun:
+        return await self._apply(run, with_phase(run, change, now=now))
+
+    async def _patch_metadata(self, run: StoryRun, metadata: Mapping[str, Any]) -> StoryRun:
+        meta = run.metadata
+        assert meta is not None  # noqa: S101 - cached objects have metadata
+        patch = {"metadata": {"resourceVersion": meta.resource_version, **metadata}}
+        result: StoryRun = await self.kit.client.merge_patch(
+            STORY_RUNS, meta.name or "", patch, meta.namespace, type=StoryRun
+        )
+        return self._remember(result)
+
+    # -- the reconcile ----------------------------------------------------------------------
+
+    async def reconcile(self, request: Request) -> Result:
+        cached = self.runs.get(request.namespace, request.name)
+        if cached is None or cached.metadata is None:
+            self._written.pop(request.key, None)
+            return Result()
+        run = self._freshest(cached)
+        assert run.metadata is not None  # noqa: S101 - checked above
+        now = _now(self.kit)
+        config = self.kit.config.current()
+        meta = run.metadata
+        if meta.deletion_timestamp is not None:
+            return await self._finalize_deletion(run)
+        status = observed_status(run)
+
+        inputs_size = len(encode(run.spec.inputs)) if run.spec.inputs is not None else 0
+        if inputs_size > config.max_inline_inputs_size and not is_terminal(status.phase):
+            message = (
+                f"spec.inputs size {inputs_size} bytes exceeds maximum of "
+                f"{config.max_inline_inputs_size}"
+            )
+            await self._set_phase(
+                run, PhaseChange("Failed", "InputTooLarge", message, error=_error("InputTooLarge", message)), now
+            )
+            return Result()
+
+        story_namespace = run.spec.story_ref.namespace or meta.namespace or ""
+        if story_namespace != meta.namespace and not is_terminal(status.phase):
+            refusal = _cross_namespace_refusal(config, meta.namespace or "", story_namespace)
+            if refusal is not None:
+                self._event(run, "Warning", "StoryReferenceInvalid", refusal)
+                await self._set_phase(
+                    run,
+                    PhaseChange("Failed", "StoryReferenceInvalid", refusal, error=_error("StoryReferenceInvalid", refusal)),
+                    now,
+                )
+                return Result()
+
+        story = self.stories.get(story_namespace, run.spec.story_ref.name)
+        run = await self._ensure_metadata(run, story, config)
+
+        redrive = await cleanup.redrive(self, run, story, now)
+        if redrive is not None:
+            return redrive
+
+        if is_terminal(status.phase):
+            return await cleanup.terminal(self, run, story, config, now)  # ruling 2: before cancel
+        if run.spec.cancel_requested:
+            return await cleanup.cancel(self, run, story, config, now)
+
+        if story is None:
+            return await self._wait_for_story(run, story_namespace, now)
+        return await self._execute(run, story, config, now)
+
+    async def _ensure_metadata(
+        self, run: StoryRun, story: Story | None, config: OperatorConfig
+    ) -> StoryRun:
+        """Finalizer, correlation and queue labels in one merge patch, only when missing."""
+        meta = run.metadata
+        assert meta is not None  # noqa: S101
+        labels = dict(meta.labels or {})
+        wanted: dict[str, str] = {}
+        correlation = (meta.annotations or {}).get(keys.ANNOTATION_CORRELATION_ID)
+        if correlation:
+            from runs_controller.engine.naming import safe_label_value
+
+            wanted[keys.LABEL_CORRELATION_ID] = safe_label_value(correlation)
+        if story is not None:
+            wanted.update(queue_labels(scheduling_decision(story, config)))
+        label_patch = {k: v for k, v in wanted.items() if labels.get(k) != v}
+        finalizers = list(meta.finalizers or [])
+        patch: dict[str, Any] = {}
+        if keys.FINALIZER_STORYRUN not in finalizers and not is_terminal(observed_status(run).phase):
+            patch["finalizers"] = [*finalizers, keys.FINALIZER_STORYRUN]
+        if label_patch:
+            patch["labels"] = label_patch
+        if not patch:
+            return run
+        return await self._patch_metadata(run, patch)
+
+    async def _wait_for_story(self, run: StoryRun, namespace: str, now: datetime.datetime) -> Result:
+        name = run.spec.story_ref.name
+        message = f"Waiting for Story '{namespace}/{name}' to be created"
+        status = observed_status(run)
+        if status.phase not in (None, "", "Pending") or status.message != message:
+            pass
+        if status.message != message or status.phase not in ("Pending",):
+            self._event(run, "Warning", "StoryNotFound", message)
+            await self._set_phase(run, PhaseChange("Pending", "StoryNotFound", message), now)
+        return Result()  # woken by the Story watch when it appears (ruling 10)
+
+    # -- execution --------------------------------------------------------------------------
+
+    async def _execute(
+        self, run: StoryRun, story: Story, config: OperatorConfig, now: datetime.datetime
+    ) -> Result:
+        status = observed_status(run)
+        problem = validate_graph(story.spec)
+        if problem is not None:
+            await self._set_phase(
+                run,
+                PhaseChange("Failed", "InvalidConfiguration", problem, error=_error("InvalidConfiguration", problem)),
+                now,
+            )
+            return Result()
+        if story.spec.pattern == "realtime":
+            message = "realtime stories (spec.pattern: realtime) are not supported by this controller"
+            await self._set_phase(
+                run,
+                PhaseChange("Failed", "UnsupportedFeature", message, error=_error("UnsupportedFeature", message)),
+                now,
+            )
+            return Result()
+        inputs = dict(run.spec.inputs or {})
+        schema = story.spec.inputs_schema
+        if schema:
+            try:
+                inputs = apply_defaults(schema, inputs)
+                problems = validate_document(schema, inputs)
+            except SchemaError as error:
+                problems = [str(error)]
+            if problems:
+                message = inputs_failure_message(problems)
+                await self._set_phase(
+                    run,
+                    PhaseChange("Failed", "InputSchemaFailed", message, error=_error("InputSchemaFailed", message)),
+                    now,
+                )
+                return Result()
+
+        base = schema_refs(run, story, status)
+        if status.phase != "Running":  # "" or Pending (ruling 1): start like a new run
+            base = with_phase(
+                run, PhaseChange("Running", "StartingExecution", "Starting StoryRun execution"), now=now, base=base
+            )
+            run = msgspec.structs.replace(run, status=base)
+
+        decision = scheduling_decision(story, config)
+        story_key = f"{(story.metadata.namespace if story.metadata else '')}/{_name(story)}"
+        global_scope = bool(config.global_concurrency) or bool(
+            config.queue(decision.queue).concurrency
+        )
+        async with self.slots.serialised(story_key, global_scope=global_scope):
+            given = self._pass_input(run, story, config, inputs, now, decision)
+            result = await run_pure(run_pass, given)
+            await self._create_children(run, story, result)
+        return await self._write(run, story, result, config, now, base)
+
+    def _pass_input(
+        self,
+        run: StoryRun,
+        story: Story,
+        config: OperatorConfig,
+        inputs: dict[str, Any],
+        now: datetime.datetime,
+        decision: Any,
+    ) -> PassInput:
+        meta = run.metadata
+        namespace = (meta.namespace if meta else None) or ""
+        stepruns = self.dependents.stepruns_of(run)
+        children = {_name(child): child for child in self.dependents.children_of(run)}
+        engrams: dict[str, Engram] = {}
+        templates: dict[str, EngramTemplate] = {}
+        targets: dict[str, Story] = {}
+        for step in all_steps(story.spec):
+            for ref_step in (step, *_branch_steps(step)):
+                ref = ref_step.ref
+                if ref is None:
+                    continue
+                engram = self.engrams.get(ref.namespace or namespace, ref.name)
+                if engram is None:
+                    continue
+                engrams[f"{ref.namespace or namespace}/{ref.name}"] = engram
+                template = self.templates.get("", engram.spec.template_ref.name)
+                if template is not None:
+                    templates[engram.spec.template_ref.name] = template
+            if step.type == "executeStory":
+                target = _target_story(step, namespace)
+                if target is not None:
+                    found = self.stories.get(*target)
+                    if found is not None:
+                        targets[step.name] = found
+        queue = config.queue(decision.queue)
+        slots = Slots(
+            story_limit=(story.spec.policy.concurrency or 0) if story.spec.policy else 0,
+            story_active=self.slots.story_active(namespace, _name(story))
+            if story.spec.policy and story.spec.policy.concurrency
+            else 0,
+            global_limit=config.global_concurrency,
+            global_active=self.slots.global_active() if config.global_concurrency else 0,
+            queue_limit=queue.concurrency,
+            queue_active=self.slots.queue_active(decision.queue) if queue.concurrency else 0,
+        )
+        return PassInput(
+            run=run,
+            story=story,
+            graph=build_graph(story.spec),
+            stepruns=tuple(stepruns),
+            child_runs=children,
+            engrams=engrams,
+            templates=templates,
+            inputs=inputs,
+            now=now,
+            queue_labels=queue_labels(decision),
+            max_inline_size=config.default_max_inline_size,
+            default_max_retries=config.max_retries,
+            slots=slots,
+            sub_story_targets=targets,
+            deterministic=config.templating_deterministic,
+        )
+
+    async def _create_children(self, run: StoryRun, story: Story, result: PassResult) -> None:
+        meta = run.metadata
+        assert meta is not None  # noqa: S101
+        story_key = f"{meta.namespace}/{_name(story)}"
+        for launch in result.steprun_launches:
+            name = _name(launch.steprun)
+            try:
+                created = await self.kit.children.create_if_absent(
+                    STEP_RUNS, launch.steprun, owner=run, owner_resource=STORY_RUNS, cache=self.stepruns
+                )
+            except ChildConflict as conflict:
+                self._fail_step(result, launch.steprun.spec.step_id, str(conflict))
+                continue
+            drift = launching.steprun_drift(created, launch.steprun)
+            if drift is not None:
+                self._event(run, "Warning", "ChildStepRunDrift", drift)
+                self._fail_step(result, launch.steprun.spec.step_id, drift)
+                continue
+            self.slots.created(meta.namespace or "", name, story_key)
+            if launch.near_limit:
+                self._event(
+                    run,
+                    "Warning",
+                    "StepInputNearLimit",
+                    f"Input of step {launch.steprun.spec.step_id} is {launch.input_bytes} bytes, "
+                    "near the max inline limit",
+                )
+            ref = launch.steprun.spec.engram_ref
+            if created.metadata is not None and created.metadata.uid != (
+                launch.steprun.metadata.uid if launch.steprun.metadata else None
+            ):
+                self._event(
+                    run,
+                    "Normal",
+                    "ChildStepRunCreated",
+                    f"Created StepRun {name} for Engram "
+                    f"{(ref.namespace or meta.namespace) if ref else ''}/{ref.name if ref else ''}",
+                )
+        for sub in result.subrun_launches:
+            try:
+                created_run = await self.kit.children.create_if_absent(
+                    STORY_RUNS, sub.storyrun, owner=run, owner_resource=STORY_RUNS, cache=self.runs
+                )
+            except ChildConflict as conflict:
+                self._fail_step(result, sub.step, str(conflict))
+                continue
+            spoof = launching.sub_storyrun_spoofed(created_run, sub.storyrun, meta.uid or "")
+            if spoof is not None:
+                self._event(run, "Warning", "SubStoryRunSpoofed", spoof)
+                self._fail_step(result, sub.step, spoof)
+        for missing in result.missing:
+            self._event(
+                run,
+                "Warning",
+                "ReferenceNotFound",
+                f"Step {missing.step} waits for {missing.kind} {missing.namespace}/{missing.name}",
+            )
+
+    def _fail_step(self, result: PassResult, step: str, message: str) -> None:
+        from runs_controller.dag.states import with_phase as state_phase
+
+        result.states[step] = state_phase(result.states.get(step), "Failed", message, self.kit.clock.now().replace(microsecond=0))
+
+    async def _write(
+        self,
+        run: StoryRun,
+        story: Story,
+        result: PassResult,
+        config: OperatorConfig,
+        now: datetime.datetime,
+        base: StoryRunStatus,
+    ) -> Result:
+        encoded = encode_timers(result.timers)
+        meta = run.metadata
+        assert meta is not None  # noqa: S101
+        current = (meta.annotations or {}).get(keys.ANNOTATION_STEP_TIMERS)
+        if encoded != current:
+            run = await self._patch_metadata(
+                run, {"annotations": {keys.ANNOTATION_STEP_TIMERS: encoded}}
+            )
+        status = with_progress(
+            base,
+            states=result.states,
+            counters=counters(story.spec, result.states),
+            primitive_children=result.primitive_children,
+        )
+        if result.stop_running:
+            await cleanup.stop_stepruns(self, run, story, config, now)
+        if result.outcome is not None:
+            outcome = result.outcome
+            status = with_phase(
+                run,
+                PhaseChange(
+                    outcome.phase,
+                    outcome.reason,
+                    outcome.message,
+                    error=outcome.error,
+                    output=outcome.output,
+                    degraded=outcome.degraded,
+                ),
+                now=now,
+                base=status,
+            )
+            await self._apply(run, status)
+            return Result(requeue_after=1.0) if result.stop_running else Result()
+        status = with_running_duration(status, now) if status.started_at else status
+        # The duration of a running run is written with real changes only, never on its own.
+        observed = run.status or StoryRunStatus()
+        if msgspec.structs.replace(status, duration=observed.duration) == owned(observed):
+            status = msgspec.structs.replace(status, duration=observed.duration)
+        await self._apply(run, status)
+        if result.stop_running:
+            return Result(requeue_after=1.0)
+        if result.wake_after is not None:
+            return Result(requeue_after=max(0.01, result.wake_after))
+        return Result()
+
+    # -- deletion ---------------------------------------------------------------------------
+
+    async def _finalize_deletion(self, run: StoryRun) -> Result:
+        meta = run.metadata
+        assert meta is not None  # noqa: S101
+        if keys.FINALIZER_STORYRUN not in (meta.finalizers or []):
+            return Result()
+        stepruns, children = self.dependents.all_of(run)
+        remaining = await cleanup.delete_dependents(self, stepruns, children)
+        if remaining:
+            return Result()  # each child's deletion event wakes the run again
+        finalizers = [f for f in meta.finalizers or [] if f != keys.FINALIZER_STORYRUN]
+        try:
+            await self._patch_metadata(run, {"finalizers": finalizers})
+        except NotFound:
+            pass
+        return Result()
+
+
+def _newer(a: StoryRun, b: StoryRun) -> bool:
+    """resourceVersions are etcd revisions in every apiserver we run against; when one does
+    not parse, trust the cache."""
+    try:
+        return int((a.metadata.resource_version if a.metadata else "") or "") > int(
+            (b.metadata.resource_version if b.metadata else "") or ""
+        )
+    except ValueError:
+        return False
+
+
+def _error(reason: str, message: str) -> dict[str, Any]:
+    return {"type": reason, "message": message}
+
+
+def _cross_namespace_refusal(config: OperatorConfig, own: str, target: str) -> str | None:
+    policy = config.cross_namespace_policy
+    if policy == "allow":
+        return None
+    if policy == "grant":
+        return (
+            f"cross-namespace reference from {own} to Story in {target} needs a ReferenceGrant, "
+            "which this controller does not support yet (policy 'grant')"
+        )
+    return f"cross-namespace reference from {own} to Story in {target} is denied by policy"
+
+
+def _branch_steps(step: Step) -> list[Step]:
+    if step.type != "parallel":
+        return []
+    raw = (step.with_ or {}).get("steps")
+    branches = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            branches.append(msgspec.convert(item, Step))
+        except (msgspec.ValidationError, TypeError):
+            continue
+    return branches
+
+
+def _target_story(step: Step, namespace: str) -> tuple[str, str] | None:
+    ref = (step.with_ or {}).get("storyRef")
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        return None
+    target_ns = ref.get("namespace")
+    return (target_ns if isinstance(target_ns, str) and target_ns else namespace, ref["name"])
+
+
+_ = is_final

@@ -1,0 +1,92 @@
+"""Hard scheduling limits across runs (ruling 27): counts that include what was just created.
+
+The launch decision for a Story (and, when a global or queue limit is set, for everything) is
+taken under a lock, and StepRuns created under it count until the cache shows them, so no
+watcher ever sees one StepRun more than the limit, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+
+from runs_controller.api.runs.steprun import StepRun
+from runs_controller.engine import keys
+from runs_controller.engine.finality import is_final
+from runs_controller.runtime.cache import CacheReader
+
+
+@dataclass
+class _Inflight:
+    names: dict[str, str] = field(default_factory=dict)
+    """namespace/name -> story key of StepRuns created but not yet seen in the cache."""
+
+
+class SlotKeeper:
+    def __init__(self, stepruns: CacheReader[StepRun], default_max_retries: Callable[[], int]) -> None:
+        self._stepruns = stepruns
+        self._locks: dict[str, anyio.Lock] = {}
+        self._global = anyio.Lock()
+        self._inflight = _Inflight()
+        self._default_max_retries = default_max_retries
+
+    def _lock(self, key: str) -> anyio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = anyio.Lock()
+        return lock
+
+    @asynccontextmanager
+    async def serialised(self, story_key: str, *, global_scope: bool) -> AsyncIterator[None]:
+        """Hold the Story's launch lock (and the global one when global/queue limits apply)."""
+        if global_scope:
+            async with self._global, self._lock(story_key):
+                yield
+        else:
+            async with self._lock(story_key):
+                yield
+
+    def created(self, namespace: str, name: str, story_key: str) -> None:
+        self._inflight.names[f"{namespace}/{name}"] = story_key
+
+    def _active(self, predicate: Callable[[StepRun], bool], story_key: str | None) -> int:
+        seen: set[str] = set()
+        count = 0
+        retries = self._default_max_retries()
+        for steprun in self._stepruns.list():
+            meta = steprun.metadata
+            if meta is None:
+                continue
+            key = f"{meta.namespace}/{meta.name}"
+            seen.add(key)
+            if predicate(steprun) and not is_final(steprun, retries):
+                count += 1
+        for key, owner in list(self._inflight.names.items()):
+            if key in seen:
+                del self._inflight.names[key]
+            elif story_key is None or owner == story_key:
+                count += 1
+        return count
+
+    def story_active(self, namespace: str, story: str) -> int:
+        def of_story(steprun: StepRun) -> bool:
+            meta = steprun.metadata
+            labels = (meta.labels if meta else None) or {}
+            return (meta.namespace if meta else None) == namespace and labels.get(
+                keys.LABEL_STORY_NAME
+            ) == story
+
+        return self._active(of_story, f"{namespace}/{story}")
+
+    def global_active(self) -> int:
+        return self._active(lambda _: True, None)
+
+    def queue_active(self, queue: str) -> int:
+        def in_queue(steprun: StepRun) -> bool:
+            labels = (steprun.metadata.labels if steprun.metadata else None) or {}
+            return labels.get(keys.LABEL_QUEUE, keys.DEFAULT_QUEUE) == queue
+
+        return self._active(in_queue, None)
