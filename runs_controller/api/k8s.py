@@ -1,7 +1,8 @@
 """The subset of built-in Kubernetes kinds the controllers read or write.
 
 batch/v1 Job (created for Engram steps), core/v1 Pod status (exit codes), coordination/v1 Lease
-(leader election), events.k8s.io/v1 Event and core/v1 Event (the recorder). Only the fields we
+(leader election), events.k8s.io/v1 Event and core/v1 Event (the recorder), and the per-StoryRun
+engram-runner ServiceAccount, Role and RoleBinding. Only the fields we
 use are typed; pod-spec parts we pass through untouched (affinity, tolerations, volumes, probes)
 stay raw JSON so nothing is lost in a round trip.
 """
@@ -144,6 +145,52 @@ class Pod(Resource, kw_only=True, frozen=True):
 class ConfigMap(Resource, kw_only=True, frozen=True):
     data: dict[str, str] | None = None
     binary_data: dict[str, str] | None = None
+
+
+# ---- core/v1 ServiceAccount and rbac.authorization.k8s.io/v1 Role, RoleBinding -------------
+
+
+class ServiceAccount(Resource, kw_only=True, frozen=True):
+    """core/v1 ServiceAccount; we write only metadata, the rest is kept raw for round trips."""
+
+    secrets: list[dict[str, Any]] | None = None
+    image_pull_secrets: list[dict[str, Any]] | None = None
+    automount_service_account_token: bool | None = None
+
+
+class PolicyRule(Struct, frozen=True):
+    """rbac/v1 PolicyRule as a Role carries it (typed, so a decoded Role compares field by field).
+
+    Inside our CRD specs the same schema stays raw JSON (`api.bubustack.shared.PolicyRule`).
+    """
+
+    verbs: list[str] = msgspec.field(default_factory=list)
+    api_groups: list[str] | None = None
+    resources: list[str] | None = None
+    resource_names: list[str] | None = None
+    non_resource_urls: list[str] | None = msgspec.field(default=None, name="nonResourceURLs")
+
+
+class Role(Resource, kw_only=True, frozen=True):
+    rules: list[PolicyRule] | None = None
+
+
+class RoleRef(Struct, frozen=True):
+    api_group: str
+    kind: str
+    name: str
+
+
+class Subject(Struct, frozen=True):
+    kind: str
+    name: str
+    api_group: str | None = None
+    namespace: str | None = None
+
+
+class RoleBinding(Resource, kw_only=True, frozen=True):
+    role_ref: RoleRef
+    subjects: list[Subject] | None = None
 
 
 # ---- batch/v1 Job ----------------------------------------------------------------------------

@@ -63,6 +63,9 @@ CORE_EVENTS = ResourceType("", "v1", "events", "Event")
 EVENTS = ResourceType("events.k8s.io", "v1", "events", "Event")
 JOBS = ResourceType("batch", "v1", "jobs", "Job")
 LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease")
+SERVICE_ACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount")
+ROLES = ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role")
+ROLE_BINDINGS = ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
 
 
 def _crd(info: ResourceInfo) -> ResourceType:
