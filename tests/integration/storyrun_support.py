@@ -1,0 +1,279 @@
+"""Support for the StoryRun controller tests: the controller in this process, a stand-in for
+the Engram SDK that writes StepRun status as the SDK does (merge patch on /status), and
+watchers that see every version of every StepRun."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import msgspec
+from prometheus_client import CollectorRegistry
+
+from runs_controller.api.bubustack.engram import Engram
+from runs_controller.api.bubustack.story import Story
+from runs_controller.api.catalog.engramtemplate import EngramTemplate
+from runs_controller.api.runs.steprun import StepRun
+from runs_controller.api.runs.storyrun import StoryRun
+from runs_controller.app import ControllerSettings, build_manager
+from runs_controller.kube.client import KubeClient
+from runs_controller.kube.errors import AlreadyExists, NotFound
+from runs_controller.kube.resources import (
+    ENGRAM_TEMPLATES,
+    ENGRAMS,
+    STEP_RUNS,
+    STORIES,
+    STORY_RUNS,
+)
+from runs_controller.runtime.informer import Event, Informer, InformerOptions
+from runs_controller.runtime.manager import Manager
+from runs_controller.testing.wait import poll_until_async
+
+TERMINAL = {"Succeeded", "Failed", "Finished", "Canceled", "Compensated", "Timeout", "Aborted", "Skipped"}
+
+
+def settings(namespace: str, **overrides: Any) -> ControllerSettings:
+    values: dict[str, Any] = {
+        "namespaces": (namespace,),
+        "leader_election_namespace": namespace,
+        "leader_election_id": f"rc-{namespace}",
+        "metrics_address": None,
+        "health_address": None,
+        "handle_signals": False,
+        "lease_duration": 4.0,
+        "renew_deadline": 3.0,
+        "retry_period": 0.5,
+        "config_namespace": namespace,
+        **overrides,
+    }
+    return ControllerSettings(**values)
+
+
+@asynccontextmanager
+async def running_controller(
+    client: KubeClient, namespace: str, **overrides: Any
+) -> AsyncIterator[Manager]:
+    """The manager with the four controllers, leading and synced, until the block ends."""
+    manager = build_manager(settings(namespace, **overrides), client, namespace, CollectorRegistry())
+    async with anyio.create_task_group() as group:
+        group.start_soon(manager.run)
+
+        async def ready() -> bool | None:
+            return True if manager.ready_failures() == [] and manager.leading else None
+
+        await poll_until_async(ready, within=60, what="the controller to lead with synced caches")
+        try:
+            yield manager
+        finally:
+            manager.stop()
+
+
+# -- objects -----------------------------------------------------------------------------------
+
+
+async def create(client: KubeClient, resource: Any, body: Mapping[str, Any], kind: type[Any]) -> Any:
+    namespace = body.get("metadata", {}).get("namespace")
+    return await client.create(resource, dict(body), namespace, type=kind)
+
+
+async def ensure_template(client: KubeClient, name: str = "echo") -> None:
+    body = {
+        "apiVersion": "catalog.bubustack.io/v1alpha1",
+        "kind": "EngramTemplate",
+        "metadata": {"name": name},
+        "spec": {"version": "1.0.0", "supportedModes": ["job"], "image": "example/echo:1"},
+    }
+    try:
+        await client.create(ENGRAM_TEMPLATES, body, type=EngramTemplate)
+    except AlreadyExists:
+        pass
+
+
+async def create_engram(client: KubeClient, namespace: str, name: str = "echo") -> Engram:
+    await ensure_template(client)
+    body = {
+        "apiVersion": "bubustack.io/v1alpha1",
+        "kind": "Engram",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"templateRef": {"name": "echo"}},
+    }
+    result: Engram = await client.create(ENGRAMS, body, namespace, type=Engram)
+    return result
+
+
+async def create_story(
+    client: KubeClient, namespace: str, name: str, spec: Mapping[str, Any]
+) -> Story:
+    body = {
+        "apiVersion": "bubustack.io/v1alpha1",
+        "kind": "Story",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": dict(spec),
+    }
+    result: Story = await client.create(STORIES, body, namespace, type=Story)
+    return result
+
+
+async def create_run(
+    client: KubeClient,
+    namespace: str,
+    name: str,
+    story: str,
+    inputs: Mapping[str, Any] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> StoryRun:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    spec: dict[str, Any] = {"storyRef": {"name": story}}
+    if inputs is not None:
+        spec["inputs"] = dict(inputs)
+    body = {
+        "apiVersion": "runs.bubustack.io/v1alpha1",
+        "kind": "StoryRun",
+        "metadata": meta,
+        "spec": spec,
+    }
+    result: StoryRun = await client.create(STORY_RUNS, body, namespace, type=StoryRun)
+    return result
+
+
+async def get_run(client: KubeClient, namespace: str, name: str) -> StoryRun:
+    result: StoryRun = await client.get(STORY_RUNS, name, namespace, type=StoryRun)
+    return result
+
+
+async def wait_for_phase(
+    client: KubeClient, namespace: str, name: str, phases: set[str] | str, within: float = 60
+) -> StoryRun:
+    wanted = {phases} if isinstance(phases, str) else phases
+
+    async def reached() -> StoryRun | None:
+        run = await get_run(client, namespace, name)
+        return run if run.status is not None and run.status.phase in wanted else None
+
+    result: StoryRun = await poll_until_async(
+        reached, within=within, what=f"StoryRun {name} to reach {sorted(wanted)}"
+    )
+    return result
+
+
+async def sdk_write(
+    client: KubeClient,
+    steprun: StepRun,
+    phase: str,
+    output: Mapping[str, Any] | None = None,
+    exit_class: str | None = None,
+) -> None:
+    """What the SDK in the Engram pod writes: a merge patch on the status subresource."""
+    status: dict[str, Any] = {"phase": phase}
+    if steprun.status is None or steprun.status.retries is None:
+        status["retries"] = 0
+    if output is not None:
+        status["output"] = dict(output)
+    if exit_class is not None:
+        status["exitClass"] = exit_class
+    meta = steprun.metadata
+    assert meta is not None
+    await client.merge_patch(
+        STEP_RUNS, meta.name or "", {"status": status}, meta.namespace, type=StepRun, subresource="status"
+    )
+
+
+Behaviour = Callable[[StepRun], "tuple[str, dict[str, Any] | None] | None"]
+
+
+@dataclass
+class StepRunLog:
+    """Every version of every StepRun of a namespace, in watch order."""
+
+    versions: list[StepRun] = field(default_factory=list)
+    created: dict[str, int] = field(default_factory=dict)
+    """name -> how many distinct UIDs were seen under it (a duplicate shows as 2)."""
+    uids: dict[str, set[str]] = field(default_factory=dict)
+
+    def record(self, steprun: StepRun) -> None:
+        self.versions.append(steprun)
+        meta = steprun.metadata
+        if meta is None:
+            return
+        self.uids.setdefault(meta.name or "", set()).add(meta.uid or "")
+
+
+class FakeSdk:
+    """Plays the Engram SDK (and the Job): each new StepRun gets the status `behaviour` gives."""
+
+    def __init__(self, client: KubeClient, namespace: str, behaviour: Behaviour) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.behaviour = behaviour
+        self.log = StepRunLog()
+        self.handled: set[str] = set()
+        self.paused = False
+        self._send, self._receive = anyio.create_memory_object_stream[StepRun](10_000)
+
+    def _on_event(self, event: Event[StepRun]) -> None:
+        if event.type == "deleted":
+            return
+        self.log.record(event.obj)
+        self._send.send_nowait(event.obj)
+
+    async def _work(self) -> None:
+        async for steprun in self._receive:
+            meta = steprun.metadata
+            if meta is None or meta.uid in self.handled or self.paused:
+                continue
+            if steprun.status is not None and steprun.status.phase in TERMINAL:
+                continue
+            decision = self.behaviour(steprun)
+            if decision is None:
+                continue
+            self.handled.add(meta.uid or "")
+            phase, output = decision
+            try:
+                await sdk_write(self.client, steprun, phase, output)
+            except NotFound:
+                pass
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        informer = Informer(self.client, STEP_RUNS, StepRun, options=InformerOptions(self.namespace))
+        informer.add_handler(self._on_event)
+        async with anyio.create_task_group() as group:
+            group.start_soon(informer.run)
+            group.start_soon(self._work)
+
+            async def synced() -> bool | None:
+                return True if informer.has_synced else None
+
+            await poll_until_async(synced, within=30, what="the SDK's StepRun informer")
+            task_status.started()
+
+    def retrigger(self, steprun: StepRun) -> None:
+        """Offer a StepRun again (e.g. after `paused` is lifted)."""
+        self._send.send_nowait(steprun)
+
+
+@asynccontextmanager
+async def fake_sdk(client: KubeClient, namespace: str, behaviour: Behaviour) -> AsyncIterator[FakeSdk]:
+    sdk = FakeSdk(client, namespace, behaviour)
+    async with anyio.create_task_group() as group:
+        await group.start(sdk.run)
+        try:
+            yield sdk
+        finally:
+            group.cancel_scope.cancel()
+
+
+def echo_success(steprun: StepRun) -> tuple[str, dict[str, Any] | None]:
+    """Succeeded, with the step's input as its output (plus the step id)."""
+    output = dict(msgspec.to_builtins(steprun.spec.input) or {})
+    output["step"] = steprun.spec.step_id
+    return "Succeeded", output
+
+
+async def list_stepruns(client: KubeClient, namespace: str) -> list[StepRun]:
+    items, _ = await client.list_all(STEP_RUNS, namespace, type=StepRun)
+    return items
