@@ -3,19 +3,58 @@ operator ConfigMap (ruling 14). Pure: parsing a ConfigMap's `data` into a frozen
 
 A key with a value that does not parse keeps its default and is reported (key, value, why), so
 one typo never stops the controller or silently changes another setting. Keys this controller
-does not use are ignored: the reference's ConfigMap carries many for other controllers.
+does not use are ignored: the reference's ConfigMap carries many for other controllers. Where
+the reference refuses the whole ConfigMap (a negative queue limit, an invalid queue name, a
+requeue base delay under 10ms), only that key is refused here.
+
+Scheduling queues are open-ended keys, `storyrun.queue.<queue>.<field>`; the queue name is
+trimmed and lowercased as the reference does, and a queue the ConfigMap does not name has no
+limit, priority 0 and no aging (only `default` ages, every 60s, unless configured).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from runs_controller.engine.durations import parse_go_duration
+from runs_controller.engine.keys import DEFAULT_QUEUE
 
 NANOSECONDS = 1_000_000_000
 CROSS_NAMESPACE_POLICIES = ("deny", "allow", "grant")
+INT32_MAX = (1 << 31) - 1
+MIN_REQUEUE_DELAY_SECONDS = 0.01
+"""The reference refuses a requeue base delay between 0 and 10ms."""
+QUEUE_KEY_PREFIX = "storyrun.queue."
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """One scheduling queue: `storyrun.queue.<name>.*`; zero means no limit / no aging."""
+
+    concurrency: int = 0
+    """`concurrency`: most non-terminal StepRuns labeled with the queue (ruling 27)."""
+    default_priority: int = 0
+    """`default-priority`: the priority of a Story in this queue that sets none."""
+    priority_aging_seconds: int = 0
+    """`priority-aging-seconds`: a waiting run gains one priority level per this many seconds."""
+
+
+DEFAULT_QUEUES: Mapping[str, QueueConfig] = MappingProxyType(
+    {DEFAULT_QUEUE: QueueConfig(priority_aging_seconds=60)}
+)
+_UNCONFIGURED_QUEUE = QueueConfig()
+
+
+def normalize_queue_name(name: str) -> str:
+    """A queue name as the reference compares it: trimmed and lowercased (may be empty)."""
+    return name.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -42,12 +81,53 @@ class OperatorConfig:
     """`templating.max-output-bytes`."""
     templating_deterministic: bool = False
     """`templating.deterministic`: refuse `now` and the random functions."""
+    global_concurrency: int = 0
+    """`storyrun.global-concurrency` (0: none): most non-terminal StepRuns in the cluster."""
+    queues: Mapping[str, QueueConfig] = field(default_factory=lambda: DEFAULT_QUEUES, hash=False)
+    """`storyrun.queue.<name>.*`, by normalized name (read-only); read through `queue_config`."""
+    requeue_base_delay_seconds: float = 5.0
+    """`controller.requeue-base-delay` (Go duration; 0 means the default, 5s)."""
+    requeue_max_delay_seconds: float = 30.0
+    """`controller.requeue-max-delay` (Go duration; 0 means the default, 30s)."""
+    engram_default_max_inline_size: int = 4096
+    """`engram.default-max-inline-size`: bytes of a step's input kept inline in the StepRun."""
+    job_backoff_limit: int = 0
+    """`job.backoff-limit`: the Job's own pod retries (StepRun retries are separate)."""
+    storyrun_max_concurrent_reconciles: int = 8
+    """`storyrun.max-concurrent-reconciles`: StoryRun workers."""
+
+    def queue_config(self, queue: str) -> QueueConfig:
+        """A queue's settings by any spelling of its name (empty: the default queue)."""
+        name = normalize_queue_name(queue) or DEFAULT_QUEUE
+        return self.queues.get(name, _UNCONFIGURED_QUEUE)
+
+
+def _decimal(text: str) -> int:
+    """A base-10 integer as Go's strconv reads it (no `_` separators, unlike Python's int)."""
+    value = text.strip()
+    if not _DECIMAL.fullmatch(value):
+        raise ValueError("must be an integer")
+    return int(value, 10)
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text.strip(), 10)
+    value = _decimal(text)
     if value < 0:
         raise ValueError("must not be negative")
+    return value
+
+
+def _non_negative_int32(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > INT32_MAX:
+        raise ValueError(f"must be at most {INT32_MAX}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _decimal(text)
+    if value <= 0:
+        raise ValueError("must be positive")
     return value
 
 
@@ -56,6 +136,13 @@ def _seconds(text: str) -> float:
     if nanoseconds < 0:
         raise ValueError("must not be negative")
     return nanoseconds / NANOSECONDS
+
+
+def _requeue_delay(text: str) -> float:
+    value = _seconds(text)
+    if 0 < value < MIN_REQUEUE_DELAY_SECONDS:
+        raise ValueError("must be 0 or at least 10ms")
+    return value
 
 
 def _bool(text: str) -> bool:
@@ -105,26 +192,101 @@ KEYS: dict[str, tuple[str, Parser, Any]] = {
     ),
     "templating.max-output-bytes": ("templating_max_output_bytes", _non_negative_int, None),
     "templating.deterministic": ("templating_deterministic", _bool, None),
+    "storyrun.global-concurrency": ("global_concurrency", _non_negative_int32, None),
+    "controller.requeue-base-delay": (
+        "requeue_base_delay_seconds",
+        _requeue_delay,
+        _DEFAULTS.requeue_base_delay_seconds,
+    ),
+    "controller.requeue-max-delay": (
+        "requeue_max_delay_seconds",
+        _seconds,
+        _DEFAULTS.requeue_max_delay_seconds,
+    ),
+    "engram.default-max-inline-size": ("engram_default_max_inline_size", _positive_int, None),
+    "job.backoff-limit": ("job_backoff_limit", _non_negative_int32, None),
+    "storyrun.max-concurrent-reconciles": (
+        "storyrun_max_concurrent_reconciles",
+        _positive_int,
+        None,
+    ),
 }
+
+# storyrun.queue.<name>.<suffix> -> QueueConfig field
+QUEUE_FIELDS: dict[str, str] = {
+    "concurrency": "concurrency",
+    "default-priority": "default_priority",
+    "priority-aging-seconds": "priority_aging_seconds",
+}
+
+
+def _queue_setting(key: str, text: str, queues: dict[str, QueueConfig]) -> None:
+    """Apply one `storyrun.queue.<name>.<field>` key to `queues`; ValueError says why not."""
+    name, dot, suffix = key.removeprefix(QUEUE_KEY_PREFIX).partition(".")
+    name = normalize_queue_name(name)
+    target = QUEUE_FIELDS.get(suffix.strip()) if dot else None
+    if target is None:
+        raise ValueError(f"unknown queue setting; expected {QUEUE_KEY_PREFIX}<queue>.<field>")
+    if len(name) > 63 or not _DNS_LABEL.fullmatch(name):
+        raise ValueError("queue name must be a DNS-1123 label")
+    value = _non_negative_int32(text)
+    queues[name] = replace(queues.get(name, _UNCONFIGURED_QUEUE), **{target: value})
+
+
+def _check_requeue_delays(parsed: Mapping[str, Any], data: Mapping[str, str]) -> list[str]:
+    """The reference refuses a base delay above the max delay when both are set (not 0)."""
+    base_key, max_key = "controller.requeue-base-delay", "controller.requeue-max-delay"
+    base, maximum = parsed.get(base_key, 0), parsed.get(max_key, 0)
+    if base <= 0 or maximum <= 0 or base <= maximum:
+        return []
+    problem = f"{base_key}: {data[base_key]!r}: exceeds {max_key} {data[max_key]!r}"
+    return [f"{problem}; using the defaults for both"]
 
 
 def parse_operator_config(data: Mapping[str, str] | None) -> tuple[OperatorConfig, list[str]]:
     """The configuration from a ConfigMap's data, and one message per value that was refused."""
+    data = data or {}
+    parsed: dict[str, Any] = {}
     changes: dict[str, Any] = {}
+    queues = dict(DEFAULT_QUEUES)
     problems: list[str] = []
-    for key in sorted(data or {}):
+    for key in sorted(data):
+        text = data[key]
+        if key.startswith(QUEUE_KEY_PREFIX):
+            try:
+                _queue_setting(key, text, queues)
+            except ValueError as error:
+                problems.append(f"{key}: {text!r}: {error}; using the default")
+            continue
         spec = KEYS.get(key)
         if spec is None:
             continue
-        field, parse, zero_means = spec
-        text = (data or {})[key]
+        name, parse, zero_means = spec
         try:
             value = parse(text)
         except ValueError as error:
             problems.append(f"{key}: {text!r}: {error}; using the default")
             continue
-        changes[field] = zero_means if zero_means is not None and value == 0 else value
-    return replace(_DEFAULTS, **changes), problems
+        parsed[key] = value
+        changes[name] = zero_means if zero_means is not None and value == 0 else value
+    config = replace(_DEFAULTS, queues=MappingProxyType(queues), **changes)
+    delay_problems = _check_requeue_delays(parsed, data)
+    if delay_problems:
+        config = replace(
+            config,
+            requeue_base_delay_seconds=_DEFAULTS.requeue_base_delay_seconds,
+            requeue_max_delay_seconds=_DEFAULTS.requeue_max_delay_seconds,
+        )
+    return config, problems + delay_problems
 
 
-__all__ = ["KEYS", "OperatorConfig", "parse_operator_config"]
+__all__ = [
+    "DEFAULT_QUEUES",
+    "KEYS",
+    "QUEUE_FIELDS",
+    "QUEUE_KEY_PREFIX",
+    "OperatorConfig",
+    "QueueConfig",
+    "normalize_queue_name",
+    "parse_operator_config",
+]

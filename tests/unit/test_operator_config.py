@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from runs_controller.engine.operator_config import KEYS, OperatorConfig, parse_operator_config
+import pytest
+
+from runs_controller.engine.operator_config import (
+    KEYS,
+    QUEUE_FIELDS,
+    OperatorConfig,
+    QueueConfig,
+    parse_operator_config,
+)
 
 
 def test_no_configmap_means_the_reference_defaults() -> None:
@@ -18,6 +26,11 @@ def test_no_configmap_means_the_reference_defaults() -> None:
     )
     assert (config.max_retries, config.graceful_shutdown_seconds) == (3, 20)
     assert config.cross_namespace_policy == "deny"
+    assert (config.global_concurrency, config.job_backoff_limit) == (0, 0)
+    assert dict(config.queues) == {"default": QueueConfig(0, 0, 60)}
+    assert (config.requeue_base_delay_seconds, config.requeue_max_delay_seconds) == (5.0, 30.0)
+    assert config.engram_default_max_inline_size == 4096
+    assert config.storyrun_max_concurrent_reconciles == 8
 
 
 def test_values_override_and_unknown_keys_are_ignored() -> None:
@@ -70,6 +83,122 @@ def test_bad_values_keep_the_default_and_say_why() -> None:
 
 
 def test_every_setting_has_a_key() -> None:
-    assert sorted(field for field, _, _ in KEYS.values()) == sorted(
+    # `queues` is read from the open-ended storyrun.queue.<name>.<field> keys.
+    assert sorted([field for field, _, _ in KEYS.values()] + ["queues"]) == sorted(
         f.name for f in dataclasses.fields(OperatorConfig)
     )
+    assert sorted(QUEUE_FIELDS.values()) == sorted(f.name for f in dataclasses.fields(QueueConfig))
+
+
+def test_storyrun_and_controller_keys() -> None:
+    config, problems = parse_operator_config(
+        {
+            "storyrun.global-concurrency": "20",
+            "controller.requeue-base-delay": "2s",
+            "controller.requeue-max-delay": "1m",
+            "engram.default-max-inline-size": "8192",
+            "job.backoff-limit": "3",
+            "storyrun.max-concurrent-reconciles": "4",
+        }
+    )
+    assert problems == []
+    assert config.global_concurrency == 20
+    assert (config.requeue_base_delay_seconds, config.requeue_max_delay_seconds) == (2.0, 60.0)
+    assert config.engram_default_max_inline_size == 8192
+    assert config.job_backoff_limit == 3
+    assert config.storyrun_max_concurrent_reconciles == 4
+
+
+def test_queues_are_read_by_normalized_name() -> None:
+    config, problems = parse_operator_config(
+        {
+            "storyrun.queue.default.concurrency": "5",
+            "storyrun.queue.Batch.concurrency": "2",
+            "storyrun.queue.batch.default-priority": "7",
+            "storyrun.queue. urgent .priority-aging-seconds": "30",
+        }
+    )
+    assert problems == []
+    # The default queue keeps its aging when only its limit is set; other queues do not age.
+    assert config.queue_config("default") == QueueConfig(5, 0, 60)
+    assert config.queue_config("") == QueueConfig(5, 0, 60)
+    assert config.queue_config(" BATCH ") == QueueConfig(2, 7, 0)
+    assert config.queue_config("urgent") == QueueConfig(0, 0, 30)
+    assert config.queue_config("unknown") == QueueConfig(0, 0, 0)
+    assert OperatorConfig().queue_config("default").priority_aging_seconds == 60
+    with pytest.raises(TypeError):
+        config.queues["x"] = QueueConfig()  # type: ignore[index]
+
+
+def test_bad_queue_keys_are_refused_one_by_one() -> None:
+    config, problems = parse_operator_config(
+        {
+            "storyrun.queue.batch.concurrency": "-1",
+            "storyrun.queue.batch.default-priority": "3",
+            "storyrun.queue.bad_name.concurrency": "1",
+            "storyrun.queue.batch.limit": "1",
+            "storyrun.queue.batch": "1",
+            "storyrun.queue.big.concurrency": "2147483648",
+        }
+    )
+    assert dict(config.queues) == {
+        "default": QueueConfig(0, 0, 60),
+        "batch": QueueConfig(0, 3, 0),
+    }
+    assert [p.split(":")[0] for p in problems] == [
+        "storyrun.queue.bad_name.concurrency",
+        "storyrun.queue.batch",
+        "storyrun.queue.batch.concurrency",
+        "storyrun.queue.batch.limit",
+        "storyrun.queue.big.concurrency",
+    ]
+    assert "DNS-1123" in problems[0]
+    assert "unknown queue setting" in problems[1]
+    assert "must not be negative" in problems[2]
+    assert "at most 2147483647" in problems[4]
+
+
+def test_requeue_delays() -> None:
+    config, problems = parse_operator_config(
+        {"controller.requeue-base-delay": "0", "controller.requeue-max-delay": "0s"}
+    )
+    assert problems == []
+    assert (config.requeue_base_delay_seconds, config.requeue_max_delay_seconds) == (5.0, 30.0)
+
+    config, problems = parse_operator_config(
+        {"controller.requeue-base-delay": "5ms", "controller.requeue-max-delay": "5ms"}
+    )
+    assert (config.requeue_base_delay_seconds, config.requeue_max_delay_seconds) == (5.0, 0.005)
+    assert problems == [
+        "controller.requeue-base-delay: '5ms': must be 0 or at least 10ms; using the default"
+    ]
+
+    config, problems = parse_operator_config(
+        {"controller.requeue-base-delay": "1m", "controller.requeue-max-delay": "2s"}
+    )
+    assert (config.requeue_base_delay_seconds, config.requeue_max_delay_seconds) == (5.0, 30.0)
+    assert len(problems) == 1
+    assert "exceeds controller.requeue-max-delay" in problems[0]
+
+    # Only the max set: nothing to compare (the consumer raises max to base, as the reference).
+    config, problems = parse_operator_config({"controller.requeue-max-delay": "1s"})
+    assert (problems, config.requeue_max_delay_seconds) == ([], 1.0)
+
+
+def test_integers_are_read_like_go() -> None:
+    config, problems = parse_operator_config(
+        {
+            "engram.default-max-inline-size": "0",
+            "storyrun.max-concurrent-reconciles": "1_0",
+            "storyrun.global-concurrency": "+3",
+        }
+    )
+    assert config.engram_default_max_inline_size == 4096
+    assert config.storyrun_max_concurrent_reconciles == 8
+    assert config.global_concurrency == 3
+    assert [p.split(":")[0] for p in problems] == [
+        "engram.default-max-inline-size",
+        "storyrun.max-concurrent-reconciles",
+    ]
+    assert "must be positive" in problems[0]
+    assert "must be an integer" in problems[1]
