@@ -9,14 +9,9 @@ Primitives complete in-process, so a chain of them advances several levels in on
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runs_controller.api.bubustack.engram import Engram
-from runs_controller.api.bubustack.story import Step, Story
-from runs_controller.api.catalog.engramtemplate import EngramTemplate
-from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StepState, StoryRun
 from runs_controller.dag import launch as launching
 from runs_controller.dag.graph import StepGraph, normalize_alias
@@ -61,7 +56,18 @@ from runs_controller.expr import (
     resolve_value,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from runs_controller.api.bubustack.engram import Engram
+    from runs_controller.api.bubustack.story import Step, Story
+    from runs_controller.api.catalog.engramtemplate import EngramTemplate
+    from runs_controller.api.runs.steprun import StepRun
+
 OUTPUT_LIMIT_BYTES = 1 << 20
+DEFAULT_WAIT_POLL_SECONDS = 5.0
+"""A wait without pollInterval re-evaluates its condition this often (the reference's
+running requeue); a gate needs no poll: its decision arrives by watch (ruling 8)."""
 FAIL_FAST_MESSAGE = "Skipped due to fail-fast policy"
 IF_SKIP_MESSAGE = "Skipped due to 'if' condition"
 COMPENSATION_SKIP_MESSAGE = "Skipped because story succeeded"
@@ -129,7 +135,7 @@ class PassResult:
     timers: dict[str, StepTimers]
     primitive_children: dict[str, list[str]]
     steprun_launches: list[launching.StepRunLaunch] = field(default_factory=list)
-    subrun_launches: list[launching.SubRunLaunch] = field(default_factory=list)
+    subrun_launches: list[tuple[str, launching.SubRunLaunch]] = field(default_factory=list)
     missing: list[MissingRef] = field(default_factory=list)
     outcome: Outcome | None = None
     stop_running: bool = False
@@ -264,7 +270,7 @@ class _Pass:
             return False
         timeout = self._story_timeout()
         assert timeout is not None  # noqa: S101 - a deadline needs a timeout
-        text = format_go_duration(int(round(timeout)) * 1_000_000_000)
+        text = format_go_duration(round(timeout) * 1_000_000_000)
         message = f"StoryRun exceeded timeout of {text}."
         self.result.outcome = Outcome(
             "Timeout", "TimedOut", message, error={"type": "TimedOut", "message": message}
@@ -289,9 +295,7 @@ class _Pass:
                 self._complete_parallel(step, self.children[name])
 
     def _complete_parallel(self, step: Step, names: Sequence[str]) -> None:
-        by_name = {
-            sr.metadata.name: sr for sr in self.given.stepruns if sr.metadata is not None
-        }
+        by_name = {sr.metadata.name: sr for sr in self.given.stepruns if sr.metadata is not None}
         branches = {b.get("name"): b for b in _branches(step)}
         failed: list[str] = []
         allowed = False
@@ -322,10 +326,15 @@ class _Pass:
         variables: dict[str, Any] | None = None
         for name, state in list(self.states.items()):
             step = self.by_name.get(name)
-            if step is None or is_terminal(state.phase) or step.type not in (
-                "gate",
-                "sleep",
-                "wait",
+            if (
+                step is None
+                or is_terminal(state.phase)
+                or step.type
+                not in (
+                    "gate",
+                    "sleep",
+                    "wait",
+                )
             ):
                 continue
             timer = self.timers.get(name)
@@ -336,13 +345,14 @@ class _Pass:
                 outcome = evaluate_sleep(step, state, timer, self.now)
             else:
                 variables = variables or self.variables()
-                outcome = evaluate_wait(
-                    step, state, timer, variables, self.now
-                )
+                outcome = evaluate_wait(step, state, timer, variables, self.now)
             if outcome.timer is not None:
                 self.timers[name] = outcome.timer
-            if outcome.wake_after is not None and not is_terminal(outcome.state.phase):
-                self.wakes.append(outcome.wake_after)
+            if not is_terminal(outcome.state.phase):
+                if outcome.wake_after is not None:
+                    self.wakes.append(outcome.wake_after)
+                elif step.type == "wait":
+                    self.wakes.append(DEFAULT_WAIT_POLL_SECONDS)
             if outcome.state != state:
                 self.states[name] = outcome.state
                 changed = True
@@ -402,9 +412,7 @@ class _Pass:
         return None
 
     def _all_terminal(self, steps: Sequence[Step]) -> bool:
-        return all(
-            s.name in self.states and is_terminal(self.states[s.name].phase) for s in steps
-        )
+        return all(s.name in self.states and is_terminal(self.states[s.name].phase) for s in steps)
 
     def _group_steps(self, group: str) -> Sequence[Step]:
         if group == "main":
@@ -456,8 +464,9 @@ class _Pass:
             if self._stale_with(step, variables):
                 continue
             ready.append(step)
+        ready = [step for step in ready if not self._wider_than_limits(step)]
         if not ready:
-            return progressed
+            return True if progressed else bool(self.result.queued)
         outcome = self._limit(ready)
         self.result.ready_count += len(outcome.launch)
         for name, message in outcome.queued.items():
@@ -468,6 +477,30 @@ class _Pass:
         for name in outcome.launch:
             progressed |= self._launch(self.by_name[name], variables)
         return progressed
+
+    def _wider_than_limits(self, step: Step) -> bool:
+        """A parallel step needs all its branch slots at once: wider than a limit, it could
+        never start, so it fails with a message that says why (the limit is a hard one)."""
+        cost = _slot_cost(step)
+        slots = self.given.slots
+        limits = [
+            (name, limit)
+            for name, limit in (
+                ("story concurrency", slots.story_limit),
+                ("global concurrency", slots.global_limit),
+                ("queue concurrency", slots.queue_limit),
+            )
+            if limit > 0 and cost > limit
+        ]
+        if step.type != "parallel" or not limits:
+            return False
+        name, limit = limits[0]
+        message = (
+            f"parallel step '{step.name}' has {cost} branches, more than the {name} limit "
+            f"of {limit}: it could never start"
+        )
+        self.states[step.name] = with_phase(self.states.get(step.name), "Failed", message, self.now)
+        return True
 
     def _limit(self, ready: Sequence[Step]) -> LimitOutcome:
         slots = self.given.slots
@@ -481,7 +514,7 @@ class _Pass:
             queue_limit=slots.queue_limit,
             queue_active=slots.queue_active + launched_now,
             higher_priority_waiting=slots.higher_priority_waiting,
-            consumes_slot=lambda name: _consumes_slot(self.by_name[name]),
+            slot_cost=lambda name: _slot_cost(self.by_name[name]),
         )
 
     def _unsatisfied(self, step: Step, group: str, continue_on_failure: bool) -> bool | str:
@@ -604,11 +637,15 @@ class _Pass:
         return self._take(step, state, outcome)
 
     def _take(self, step: Step, state: StepState | None, outcome: object) -> bool:
+        if isinstance(outcome, launching.LaunchBlocked):
+            return False  # a template waits for output not visible yet: a later pass
         if isinstance(outcome, launching.MissingReference):
             self.result.missing.append(
                 MissingRef(step.name, outcome.kind, outcome.namespace, outcome.name)
             )
-            message = f"Waiting for {outcome.kind} '{outcome.namespace}/{outcome.name}' to be created"
+            message = (
+                f"Waiting for {outcome.kind} '{outcome.namespace}/{outcome.name}' to be created"
+            )
             if state is None or state.phase != "Blocked" or state.message != message:
                 self.states[step.name] = with_phase(state, "Blocked", message, self.now)
                 return True
@@ -646,16 +683,20 @@ class _Pass:
     def _launch_subrun(
         self, step: Step, state: StepState | None, variables: Mapping[str, Any]
     ) -> bool:
+        target = self.given.sub_story_targets.get(step.name)
+        if target is None:
+            config = launching.parse_execute_story(step)
+            if isinstance(config, launching.LaunchError):
+                return self._take(step, state, config)
+            ref = config.story_ref
+            missing = launching.MissingReference("Story", ref.namespace or self.namespace, ref.name)
+            return self._take(step, state, missing)
         outcome = launching.build_sub_storyrun(
-            self.run,
-            step,
-            self.given.sub_story_targets.get(step.name),
-            queue_labels=self.given.queue_labels,
-            variables=variables,
+            self.run, step, target, queue_labels=self.given.queue_labels, variables=variables
         )
         if not isinstance(outcome, launching.SubRunLaunch):
             return self._take(step, state, outcome)
-        self.result.subrun_launches.append(outcome)
+        self.result.subrun_launches.append((step.name, outcome))
         name = outcome.storyrun.metadata.name if outcome.storyrun.metadata else None
         if outcome.wait_for_completion:
             new = with_phase(
@@ -804,8 +845,13 @@ def _branches(step: Step) -> list[dict[str, Any]]:
     return [b for b in raw if isinstance(b, dict)] if isinstance(raw, list) else []
 
 
-def _consumes_slot(step: Step) -> bool:
-    return step.ref is not None or step.type == "parallel"
+def _slot_cost(step: Step) -> int:
+    """StepRuns that launching the step creates (what the concurrency limits count)."""
+    if step.ref is not None:
+        return 1
+    if step.type == "parallel":
+        return len(_branches(step))
+    return 0
 
 
 def _strings(value: Any) -> list[str]:

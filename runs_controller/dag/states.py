@@ -7,19 +7,22 @@ a failure the StepRun controller is about to retry (ruling 6, through `engine.fi
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runs_controller.api.bubustack.story import Step, StorySpec
 from runs_controller.api.enums import TERMINAL_PHASES
 from runs_controller.api.meta import Condition
-from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StepState, StoryRun
 from runs_controller.dag.graph import normalize_alias
 from runs_controller.dag.limits import is_queued_message
 from runs_controller.engine.finality import is_final
+
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from runs_controller.api.bubustack.story import Step, StorySpec
+    from runs_controller.api.runs.steprun import StepRun
 
 RUNNING_PHASES = frozenset({"Running", "Pending", "Paused"})
 DEGRADED_PHASES = frozenset({"Failed", "Timeout", "Aborted"})
@@ -182,7 +185,9 @@ def counters(spec: StorySpec, states: Mapping[str, StepState]) -> Counters:
         if state.phase in ("Running", "Paused", "Pending") and name in {s.name for s in steps}
     )
     completed = sorted(
-        name for name, state in states.items() if state.phase == "Succeeded" and _is_step(steps, name)
+        name
+        for name, state in states.items()
+        if state.phase == "Succeeded" and _is_step(steps, name)
     )
     allowed = sorted(
         step.name

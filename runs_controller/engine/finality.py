@@ -7,8 +7,12 @@ its siblings, and a persisted terminal step state never goes back, ruling 24).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from runs_controller.api.enums import TERMINAL_PHASES
-from runs_controller.api.runs.steprun import StepRun
+
+if TYPE_CHECKING:
+    from runs_controller.api.runs.steprun import StepRun
 
 RETRYABLE_EXIT_CLASSES = frozenset({"retry", "rateLimited", "unknown"})
 DEFAULT_MAX_RETRIES = 3

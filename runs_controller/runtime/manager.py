@@ -143,6 +143,11 @@ class Manager:
         """Request a graceful shutdown (what SIGTERM does)."""
         self._stop.set()
 
+    @property
+    def controllers_started(self) -> bool:
+        """This replica leads, its caches synced and its controllers run."""
+        return self._controllers_started
+
     def ready_failures(self) -> list[str]:
         """Names of failing readiness checks: unsynced informers."""
         return [f"informer {i.name}" for i in self.informers.all() if not i.has_synced]

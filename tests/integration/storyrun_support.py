@@ -4,8 +4,8 @@ watchers that see every version of every StepRun."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ from runs_controller.api.catalog.engramtemplate import EngramTemplate
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.app import ControllerSettings, build_manager
+from runs_controller.dag.states import steps_context
+from runs_controller.expr import resolve_value
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.errors import AlreadyExists, NotFound
 from runs_controller.kube.resources import (
@@ -32,7 +34,16 @@ from runs_controller.runtime.informer import Event, Informer, InformerOptions
 from runs_controller.runtime.manager import Manager
 from runs_controller.testing.wait import poll_until_async
 
-TERMINAL = {"Succeeded", "Failed", "Finished", "Canceled", "Compensated", "Timeout", "Aborted", "Skipped"}
+TERMINAL = {
+    "Succeeded",
+    "Failed",
+    "Finished",
+    "Canceled",
+    "Compensated",
+    "Timeout",
+    "Aborted",
+    "Skipped",
+}
 
 
 def settings(namespace: str, **overrides: Any) -> ControllerSettings:
@@ -57,12 +68,14 @@ async def running_controller(
     client: KubeClient, namespace: str, **overrides: Any
 ) -> AsyncIterator[Manager]:
     """The manager with the four controllers, leading and synced, until the block ends."""
-    manager = build_manager(settings(namespace, **overrides), client, namespace, CollectorRegistry())
+    manager = build_manager(
+        settings(namespace, **overrides), client, namespace, CollectorRegistry()
+    )
     async with anyio.create_task_group() as group:
         group.start_soon(manager.run)
 
         async def ready() -> bool | None:
-            return True if manager.ready_failures() == [] and manager.leading else None
+            return True if manager.controllers_started else None
 
         await poll_until_async(ready, within=60, what="the controller to lead with synced caches")
         try:
@@ -74,7 +87,9 @@ async def running_controller(
 # -- objects -----------------------------------------------------------------------------------
 
 
-async def create(client: KubeClient, resource: Any, body: Mapping[str, Any], kind: type[Any]) -> Any:
+async def create(
+    client: KubeClient, resource: Any, body: Mapping[str, Any], kind: type[Any]
+) -> Any:
     namespace = body.get("metadata", {}).get("namespace")
     return await client.create(resource, dict(body), namespace, type=kind)
 
@@ -86,10 +101,8 @@ async def ensure_template(client: KubeClient, name: str = "echo") -> None:
         "metadata": {"name": name},
         "spec": {"version": "1.0.0", "supportedModes": ["job"], "image": "example/echo:1"},
     }
-    try:
+    with suppress(AlreadyExists):
         await client.create(ENGRAM_TEMPLATES, body, type=EngramTemplate)
-    except AlreadyExists:
-        pass
 
 
 async def create_engram(client: KubeClient, namespace: str, name: str = "echo") -> Engram:
@@ -179,11 +192,17 @@ async def sdk_write(
     meta = steprun.metadata
     assert meta is not None
     await client.merge_patch(
-        STEP_RUNS, meta.name or "", {"status": status}, meta.namespace, type=StepRun, subresource="status"
+        STEP_RUNS,
+        meta.name or "",
+        {"status": status},
+        meta.namespace,
+        type=StepRun,
+        subresource="status",
     )
 
 
-Behaviour = Callable[[StepRun], "tuple[str, dict[str, Any] | None] | None"]
+Decision = tuple[str, dict[str, Any] | None]
+Behaviour = Callable[["FakeSdk", StepRun], Awaitable[Decision | None]]
 
 
 @dataclass
@@ -228,19 +247,27 @@ class FakeSdk:
                 continue
             if steprun.status is not None and steprun.status.phase in TERMINAL:
                 continue
-            decision = self.behaviour(steprun)
+            decision = await self.behaviour(self, steprun)
             if decision is None:
                 continue
             self.handled.add(meta.uid or "")
             phase, output = decision
-            try:
+            with suppress(NotFound):
                 await sdk_write(self.client, steprun, phase, output)
-            except NotFound:
-                pass
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        informer = Informer(self.client, STEP_RUNS, StepRun, options=InformerOptions(self.namespace))
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        informer = Informer(
+            self.client, STEP_RUNS, StepRun, options=InformerOptions(self.namespace)
+        )
         informer.add_handler(self._on_event)
+        with self._send, self._receive:
+            await self._serve(informer, task_status)
+
+    async def _serve(
+        self, informer: Informer[StepRun], task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(informer.run)
             group.start_soon(self._work)
@@ -257,7 +284,9 @@ class FakeSdk:
 
 
 @asynccontextmanager
-async def fake_sdk(client: KubeClient, namespace: str, behaviour: Behaviour) -> AsyncIterator[FakeSdk]:
+async def fake_sdk(
+    client: KubeClient, namespace: str, behaviour: Behaviour
+) -> AsyncIterator[FakeSdk]:
     sdk = FakeSdk(client, namespace, behaviour)
     async with anyio.create_task_group() as group:
         await group.start(sdk.run)
@@ -267,9 +296,29 @@ async def fake_sdk(client: KubeClient, namespace: str, behaviour: Behaviour) -> 
             group.cancel_scope.cancel()
 
 
-def echo_success(steprun: StepRun) -> tuple[str, dict[str, Any] | None]:
-    """Succeeded, with the step's input as its output (plus the step id)."""
-    output = dict(msgspec.to_builtins(steprun.spec.input) or {})
+async def resolved_input(client: KubeClient, steprun: StepRun) -> dict[str, Any]:
+    """The step's input with its templates resolved against the run's inputs and the outputs
+    of its StepRuns so far: what the SDK reads from BUBU_TRIGGER_DATA."""
+    meta = steprun.metadata
+    assert meta is not None
+    namespace = meta.namespace or ""
+    run = await get_run(client, namespace, steprun.spec.story_run_ref.name)
+    siblings = [
+        sr
+        for sr in await list_stepruns(client, namespace)
+        if sr.spec.story_run_ref.name == steprun.spec.story_run_ref.name
+    ]
+    variables = {
+        "inputs": dict(run.spec.inputs or {}),
+        "steps": steps_context(siblings, {}, {}),
+    }
+    resolved = resolve_value(msgspec.to_builtins(steprun.spec.input) or {}, variables)
+    return dict(resolved)
+
+
+async def echo_success(sdk: FakeSdk, steprun: StepRun) -> Decision:
+    """Succeeded, with the step's resolved input as its output (plus the step id)."""
+    output = await resolved_input(sdk.client, steprun)
     output["step"] = steprun.spec.step_id
     return "Succeeded", output
 
@@ -277,3 +326,54 @@ def echo_success(steprun: StepRun) -> tuple[str, dict[str, Any] | None]:
 async def list_stepruns(client: KubeClient, namespace: str) -> list[StepRun]:
     items, _ = await client.list_all(STEP_RUNS, namespace, type=StepRun)
     return items
+
+
+def behaviour_by_step(outcomes: Mapping[str, str], default: str | None = "Succeeded") -> Behaviour:
+    """Succeed (echoing the resolved input) unless `outcomes` names another phase for the step
+    id; a step mapped to "hold" (or absent with default None) is left running."""
+
+    async def decide(sdk: FakeSdk, steprun: StepRun) -> Decision | None:
+        phase = outcomes.get(steprun.spec.step_id, default)
+        if phase is None or phase == "hold":
+            return None
+        output = await resolved_input(sdk.client, steprun)
+        output["step"] = steprun.spec.step_id
+        return phase, output if phase == "Succeeded" else None
+
+    return decide
+
+
+async def merge_patch_run(
+    client: KubeClient, namespace: str, name: str, patch: Mapping[str, Any], *, status: bool = False
+) -> StoryRun:
+    result: StoryRun = await client.merge_patch(
+        STORY_RUNS,
+        name,
+        dict(patch),
+        namespace,
+        type=StoryRun,
+        subresource="status" if status else None,
+    )
+    return result
+
+
+async def wait_for_run(
+    client: KubeClient,
+    namespace: str,
+    name: str,
+    predicate: Callable[[StoryRun], bool],
+    what: str,
+    within: float = 60,
+) -> StoryRun:
+    async def reached() -> StoryRun | None:
+        run = await get_run(client, namespace, name)
+        return run if predicate(run) else None
+
+    result: StoryRun = await poll_until_async(reached, within=within, what=what)
+    return result
+
+
+def step_phase(run: StoryRun, step: str) -> str | None:
+    states = (run.status.step_states if run.status else None) or {}
+    state = states.get(step)
+    return state.phase if state is not None else None

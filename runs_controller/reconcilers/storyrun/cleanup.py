@@ -6,20 +6,18 @@ a deleted child's watch event wakes the run, so nothing here polls.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from runs_controller.api.bubustack.story import Story
-from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun, StoryRunStatus
 from runs_controller.dag.graph import build_graph
 from runs_controller.dag.states import counters
 from runs_controller.engine import keys
 from runs_controller.engine.durations import parse_go_duration
 from runs_controller.engine.finality import is_final
-from runs_controller.engine.operator_config import OperatorConfig
 from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STORY_RUNS
 from runs_controller.reconcilers.storyrun.dependents import delete_all, signal_cancel
@@ -27,6 +25,9 @@ from runs_controller.reconcilers.storyrun.transitions import PhaseChange, observ
 from runs_controller.runtime.reconciler import Result, TerminalError
 
 if TYPE_CHECKING:
+    from runs_controller.api.bubustack.story import Story
+    from runs_controller.api.runs.steprun import StepRun
+    from runs_controller.engine.operator_config import OperatorConfig
     from runs_controller.reconcilers.storyrun.reconciler import StoryRunReconciler
 
 CANCELED_MESSAGE = "StoryRun gracefully canceled"
@@ -179,7 +180,7 @@ async def terminal(
         return Result(requeue_after=(expiry - now).total_seconds())
     meta = run.metadata
     assert meta is not None  # noqa: S101
-    try:
+    with contextlib.suppress(NotFound):
         await rec.kit.client.delete(
             STORY_RUNS,
             meta.name or "",
@@ -187,8 +188,6 @@ async def terminal(
             propagation_policy="Background",
             preconditions_uid=meta.uid,
         )
-    except NotFound:
-        pass
     return Result()
 
 
@@ -242,7 +241,8 @@ async def _redrive_from_step(
     if not sep or not step or not token:
         raise TerminalError(
             "InvalidRedrive",
-            f"annotation {keys.ANNOTATION_REDRIVE_FROM_STEP} must be '<step>:<token>', got {value!r}",
+            f"annotation {keys.ANNOTATION_REDRIVE_FROM_STEP} must be '<step>:<token>', "
+            f"got {value!r}",
         )
     if story is None:
         return Result()  # the Story watch wakes the run
@@ -281,7 +281,9 @@ async def _redrive_from_step(
     reset: dict[str, Any] = {
         "step_states": states or None,
         "primitive_children": {k: v for k, v in children_of.items() if k not in affected} or None,
-        "active": None if was_terminal else [a for a in status.active or [] if a not in affected] or None,
+        "active": None
+        if was_terminal
+        else [a for a in status.active or [] if a not in affected] or None,
         "completed": None
         if was_terminal
         else [c for c in status.completed or [] if c not in affected] or None,
@@ -316,7 +318,9 @@ async def _redrive_from_step(
     return Result(requeue=True)
 
 
-async def _clear_gates(rec: StoryRunReconciler, run: StoryRun, steps: set[str] | frozenset[str]) -> None:
+async def _clear_gates(
+    rec: StoryRunReconciler, run: StoryRun, steps: set[str] | frozenset[str]
+) -> None:
     """Gate decisions belong to whoever approved them (a merge patch of theirs): a redrive
     removes them with a merge patch too, key by key."""
     gates = observed_status(run).gates or {}

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from runs_controller.api.runs.steprun import StepRun
-from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.engine import keys
 from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
+    from runs_controller.api.runs.storyrun import StoryRun
     from runs_controller.kube.client import KubeClient
     from runs_controller.runtime.cache import CacheReader
 

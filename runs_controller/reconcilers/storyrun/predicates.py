@@ -7,11 +7,13 @@ decision). Our own status applies and metadata patches change none of these.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.engine import keys
-from runs_controller.runtime.informer import Event
+
+if TYPE_CHECKING:
+    from runs_controller.api.runs.storyrun import StoryRun
+    from runs_controller.runtime.informer import Event
 
 REDRIVE_KEYS = (keys.ANNOTATION_REDRIVE_TOKEN, keys.ANNOTATION_REDRIVE_FROM_STEP)
 
@@ -42,7 +44,7 @@ def storyrun_changed(event: Event[Any]) -> bool:
         for key in REDRIVE_KEYS
     ):
         return True
-    return _gates(new) != _gates(old)
+    return bool(_gates(new) != _gates(old))
 
 
 def child_run_changed(event: Event[Any]) -> bool:

@@ -7,18 +7,14 @@ inputs, then one DAG pass whose decisions are written: children created, one sta
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
-from runs_controller.api.bubustack.engram import Engram
 from runs_controller.api.bubustack.story import Step, Story
-from runs_controller.api.catalog.engramtemplate import EngramTemplate
 from runs_controller.api.codec import encode
-from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun, StoryRunStatus
 from runs_controller.dag import launch as launching
 from runs_controller.dag.graph import build_graph, validate_graph
@@ -28,7 +24,6 @@ from runs_controller.dag.states import all_steps, counters, is_terminal
 from runs_controller.dag.timers import encode_timers
 from runs_controller.engine import keys
 from runs_controller.engine.finality import is_final
-from runs_controller.engine.operator_config import OperatorConfig
 from runs_controller.engine.schemas import (
     SchemaError,
     apply_defaults,
@@ -49,11 +44,20 @@ from runs_controller.reconcilers.storyrun.transitions import (
     with_progress,
     with_running_duration,
 )
-from runs_controller.runtime.builder import Kit
-from runs_controller.runtime.cache import CacheReader
 from runs_controller.runtime.children import ChildConflict
 from runs_controller.runtime.offload import run_pure
 from runs_controller.runtime.reconciler import Request, Result
+
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Mapping
+
+    from runs_controller.api.bubustack.engram import Engram
+    from runs_controller.api.catalog.engramtemplate import EngramTemplate
+    from runs_controller.api.runs.steprun import StepRun
+    from runs_controller.engine.operator_config import OperatorConfig
+    from runs_controller.runtime.builder import Kit
+    from runs_controller.runtime.cache import CacheReader
 
 log = structlog.get_logger("runs_controller.storyrun")
 
@@ -122,7 +126,9 @@ class StoryRunReconciler:
         written = await self.kit.status.apply(STORY_RUNS, run, owned(status))
         return self._remember(written) if written is not None else run
 
-    async def _set_phase(self, run: StoryRun, change: PhaseChange, now: datetime.datetime) -> StoryRun:
+    async def _set_phase(
+        self, run: StoryRun, change: PhaseChange, now: datetime.datetime
+    ) -> StoryRun:
         return await self._apply(run, with_phase(run, change, now=now))
 
     async def _patch_metadata(self, run: StoryRun, metadata: Mapping[str, Any]) -> StoryRun:
@@ -157,7 +163,11 @@ class StoryRunReconciler:
                 f"{config.max_inline_inputs_size}"
             )
             await self._set_phase(
-                run, PhaseChange("Failed", "InputTooLarge", message, error=_error("InputTooLarge", message)), now
+                run,
+                PhaseChange(
+                    "Failed", "InputTooLarge", message, error=_error("InputTooLarge", message)
+                ),
+                now,
             )
             return Result()
 
@@ -168,7 +178,12 @@ class StoryRunReconciler:
                 self._event(run, "Warning", "StoryReferenceInvalid", refusal)
                 await self._set_phase(
                     run,
-                    PhaseChange("Failed", "StoryReferenceInvalid", refusal, error=_error("StoryReferenceInvalid", refusal)),
+                    PhaseChange(
+                        "Failed",
+                        "StoryReferenceInvalid",
+                        refusal,
+                        error=_error("StoryReferenceInvalid", refusal),
+                    ),
                     now,
                 )
                 return Result()
@@ -207,7 +222,9 @@ class StoryRunReconciler:
         label_patch = {k: v for k, v in wanted.items() if labels.get(k) != v}
         finalizers = list(meta.finalizers or [])
         patch: dict[str, Any] = {}
-        if keys.FINALIZER_STORYRUN not in finalizers and not is_terminal(observed_status(run).phase):
+        if keys.FINALIZER_STORYRUN not in finalizers and not is_terminal(
+            observed_status(run).phase
+        ):
             patch["finalizers"] = [*finalizers, keys.FINALIZER_STORYRUN]
         if label_patch:
             patch["labels"] = label_patch
@@ -215,7 +232,9 @@ class StoryRunReconciler:
             return run
         return await self._patch_metadata(run, patch)
 
-    async def _wait_for_story(self, run: StoryRun, namespace: str, now: datetime.datetime) -> Result:
+    async def _wait_for_story(
+        self, run: StoryRun, namespace: str, now: datetime.datetime
+    ) -> Result:
         name = run.spec.story_ref.name
         message = f"Waiting for Story '{namespace}/{name}' to be created"
         status = observed_status(run)
@@ -236,15 +255,27 @@ class StoryRunReconciler:
         if problem is not None:
             await self._set_phase(
                 run,
-                PhaseChange("Failed", "InvalidConfiguration", problem, error=_error("InvalidConfiguration", problem)),
+                PhaseChange(
+                    "Failed",
+                    "InvalidConfiguration",
+                    problem,
+                    error=_error("InvalidConfiguration", problem),
+                ),
                 now,
             )
             return Result()
         if story.spec.pattern == "realtime":
-            message = "realtime stories (spec.pattern: realtime) are not supported by this controller"
+            message = (
+                "realtime stories (spec.pattern: realtime) are not supported by this controller"
+            )
             await self._set_phase(
                 run,
-                PhaseChange("Failed", "UnsupportedFeature", message, error=_error("UnsupportedFeature", message)),
+                PhaseChange(
+                    "Failed",
+                    "UnsupportedFeature",
+                    message,
+                    error=_error("UnsupportedFeature", message),
+                ),
                 now,
             )
             return Result()
@@ -260,7 +291,12 @@ class StoryRunReconciler:
                 message = inputs_failure_message(problems)
                 await self._set_phase(
                     run,
-                    PhaseChange("Failed", "InputSchemaFailed", message, error=_error("InputSchemaFailed", message)),
+                    PhaseChange(
+                        "Failed",
+                        "InputSchemaFailed",
+                        message,
+                        error=_error("InputSchemaFailed", message),
+                    ),
                     now,
                 )
                 return Result()
@@ -268,14 +304,17 @@ class StoryRunReconciler:
         base = schema_refs(run, story, status)
         if status.phase != "Running":  # "" or Pending (ruling 1): start like a new run
             base = with_phase(
-                run, PhaseChange("Running", "StartingExecution", "Starting StoryRun execution"), now=now, base=base
+                run,
+                PhaseChange("Running", "StartingExecution", "Starting StoryRun execution"),
+                now=now,
+                base=base,
             )
             run = msgspec.structs.replace(run, status=base)
 
         decision = scheduling_decision(story, config)
         story_key = f"{(story.metadata.namespace if story.metadata else '')}/{_name(story)}"
         global_scope = bool(config.global_concurrency) or bool(
-            config.queue(decision.queue).concurrency
+            config.queue_config(decision.queue).concurrency
         )
         async with self.slots.serialised(story_key, global_scope=global_scope):
             given = self._pass_input(run, story, config, inputs, now, decision)
@@ -317,7 +356,7 @@ class StoryRunReconciler:
                     found = self.stories.get(*target)
                     if found is not None:
                         targets[step.name] = found
-        queue = config.queue(decision.queue)
+        queue = config.queue_config(decision.queue)
         slots = Slots(
             story_limit=(story.spec.policy.concurrency or 0) if story.spec.policy else 0,
             story_active=self.slots.story_active(namespace, _name(story))
@@ -339,7 +378,7 @@ class StoryRunReconciler:
             inputs=inputs,
             now=now,
             queue_labels=queue_labels(decision),
-            max_inline_size=config.default_max_inline_size,
+            max_inline_size=config.engram_default_max_inline_size,
             default_max_retries=config.max_retries,
             slots=slots,
             sub_story_targets=targets,
@@ -354,7 +393,11 @@ class StoryRunReconciler:
             name = _name(launch.steprun)
             try:
                 created = await self.kit.children.create_if_absent(
-                    STEP_RUNS, launch.steprun, owner=run, owner_resource=STORY_RUNS, cache=self.stepruns
+                    STEP_RUNS,
+                    launch.steprun,
+                    owner=run,
+                    owner_resource=STORY_RUNS,
+                    cache=self.stepruns,
                 )
             except ChildConflict as conflict:
                 self._fail_step(result, launch.steprun.spec.step_id, str(conflict))
@@ -384,18 +427,18 @@ class StoryRunReconciler:
                     f"Created StepRun {name} for Engram "
                     f"{(ref.namespace or meta.namespace) if ref else ''}/{ref.name if ref else ''}",
                 )
-        for sub in result.subrun_launches:
+        for step_name, sub in result.subrun_launches:
             try:
                 created_run = await self.kit.children.create_if_absent(
                     STORY_RUNS, sub.storyrun, owner=run, owner_resource=STORY_RUNS, cache=self.runs
                 )
             except ChildConflict as conflict:
-                self._fail_step(result, sub.step, str(conflict))
+                self._fail_step(result, step_name, str(conflict))
                 continue
             spoof = launching.sub_storyrun_spoofed(created_run, sub.storyrun, meta.uid or "")
             if spoof is not None:
                 self._event(run, "Warning", "SubStoryRunSpoofed", spoof)
-                self._fail_step(result, sub.step, spoof)
+                self._fail_step(result, step_name, spoof)
         for missing in result.missing:
             self._event(
                 run,
@@ -407,7 +450,9 @@ class StoryRunReconciler:
     def _fail_step(self, result: PassResult, step: str, message: str) -> None:
         from runs_controller.dag.states import with_phase as state_phase
 
-        result.states[step] = state_phase(result.states.get(step), "Failed", message, self.kit.clock.now().replace(microsecond=0))
+        result.states[step] = state_phase(
+            result.states.get(step), "Failed", message, self.kit.clock.now().replace(microsecond=0)
+        )
 
     async def _write(
         self,
@@ -475,10 +520,8 @@ class StoryRunReconciler:
         if remaining:
             return Result()  # each child's deletion event wakes the run again
         finalizers = [f for f in meta.finalizers or [] if f != keys.FINALIZER_STORYRUN]
-        try:
+        with contextlib.suppress(NotFound):
             await self._patch_metadata(run, {"finalizers": finalizers})
-        except NotFound:
-            pass
         return Result()
 
 

@@ -7,16 +7,20 @@ watcher ever sees one StepRun more than the limit, whatever the number of worker
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
-from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine import keys
 from runs_controller.engine.finality import is_final
-from runs_controller.runtime.cache import CacheReader
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from runs_controller.api.runs.steprun import StepRun
+    from runs_controller.runtime.cache import CacheReader
 
 
 @dataclass
@@ -26,7 +30,9 @@ class _Inflight:
 
 
 class SlotKeeper:
-    def __init__(self, stepruns: CacheReader[StepRun], default_max_retries: Callable[[], int]) -> None:
+    def __init__(
+        self, stepruns: CacheReader[StepRun], default_max_retries: Callable[[], int]
+    ) -> None:
         self._stepruns = stepruns
         self._locks: dict[str, anyio.Lock] = {}
         self._global = anyio.Lock()

@@ -7,23 +7,27 @@ belong to whoever approves them and are never in it.
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from runs_controller.api.bubustack.story import Story
 from runs_controller.api.runs.common import SchemaReference
 from runs_controller.api.runs.storyrun import StepState, StoryRun, StoryRunStatus
 from runs_controller.dag.states import Counters, default_reason, is_terminal, phase_conditions
 from runs_controller.engine.durations import format_go_duration
 
-TOKEN_STORY = "story"
-TOKEN_IMPULSE = "impulse"
-TOKEN_SUCCESS = "impulse-success"
-TOKEN_FAILED = "impulse-failed"
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Mapping
+
+    from runs_controller.api.bubustack.story import Story
+
+# Trigger tokens: which parent counters already counted this run (not secrets).
+TRIGGER_STORY = "story"
+TRIGGER_IMPULSE = "impulse"
+TRIGGER_SUCCESS = "impulse-success"
+TRIGGER_FAILED = "impulse-failed"
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,11 @@ def _tokens(existing: list[str] | None, *added: str) -> list[str] | None:
 
 
 def with_phase(
-    run: StoryRun, change: PhaseChange, *, now: datetime.datetime, base: StoryRunStatus | None = None
+    run: StoryRun,
+    change: PhaseChange,
+    *,
+    now: datetime.datetime,
+    base: StoryRunStatus | None = None,
 ) -> StoryRunStatus:
     """`base` (default: the observed status) moved to `change.phase` (§1.3, ruling 4)."""
     status = owned(base if base is not None else observed_status(run))
@@ -92,16 +100,16 @@ def with_phase(
         started = status.started_at or now
         updates["started_at"] = started
         updates["duration"] = _duration(started, now)
-        updates["trigger_tokens"] = _tokens(status.trigger_tokens, TOKEN_STORY, TOKEN_IMPULSE)
+        updates["trigger_tokens"] = _tokens(status.trigger_tokens, TRIGGER_STORY, TRIGGER_IMPULSE)
     elif is_terminal(change.phase):
         finished = status.finished_at or now
         updates["finished_at"] = finished
         if status.finished_at is None or status.duration is None:
             updates["duration"] = _duration(status.started_at, finished)
         if change.phase == "Succeeded":
-            updates["trigger_tokens"] = _tokens(status.trigger_tokens, TOKEN_SUCCESS)
+            updates["trigger_tokens"] = _tokens(status.trigger_tokens, TRIGGER_SUCCESS)
         elif change.phase == "Failed":
-            updates["trigger_tokens"] = _tokens(status.trigger_tokens, TOKEN_FAILED)
+            updates["trigger_tokens"] = _tokens(status.trigger_tokens, TRIGGER_FAILED)
     return msgspec.structs.replace(status, **updates)
 
 
