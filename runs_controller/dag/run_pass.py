@@ -50,6 +50,7 @@ from runs_controller.expr import (
     OffloadedData,
     TemplateError,
     TemplateSafetyError,
+    TemplateSyntaxError,
     check_template_safety,
     evaluate_condition,
     extract_step_references,
@@ -557,6 +558,8 @@ class _Pass:
             verdict = evaluate_condition(text, variables, deterministic=self.given.deterministic)
         except (EvaluationBlocked, OffloadedData):
             return None
+        except TemplateSyntaxError as error:
+            return f"step '{step.name}': if: {error}"  # deterministic: waiting cannot fix it
         except TemplateError:
             return None  # an evaluation error keeps the step waiting (§3.5)
         if not verdict and self._references_empty_output([text], variables):
@@ -733,7 +736,12 @@ class _Pass:
                 "Compensated", "Compensated", "Story failed; compensations completed."
             )
         elif main_failed:
-            self._fail("DependencyFailed", f"Story completed with failed step: {main_failed[0]}.")
+            first = main_failed[0]
+            message = f"Story completed with failed step: {first}."
+            detail = self.states[first].message
+            if detail:  # says what and where (the step's own message names its field)
+                message = f"{message} {detail}"
+            self._fail("DependencyFailed", message)
         else:
             self._succeed()
 

@@ -87,6 +87,10 @@ def _storyrun(manager: Manager) -> Controller:
         engrams=engrams,
         templates=templates,
     )
+    # A StepRun that frees a concurrency slot wakes the runs queued behind that limit.
+    builder.watches(
+        STEP_RUNS, StepRun, reconciler.slots.waiters, predicate=reconciler.slots.freed_a_slot
+    )
     return builder.complete(reconciler)
 
 

@@ -93,7 +93,7 @@ async def test_a_rejected_gate_fails_the_run(
         run = await wait_for_phase(client, namespace, "g2", DONE)
     assert run.status is not None
     assert run.status.phase == "Failed"
-    assert run.status.message == "Story completed with failed step: approve."
+    assert run.status.message == "Story completed with failed step: approve. nope"
     assert (run.status.step_states or {})["approve"].message == "nope"
 
 

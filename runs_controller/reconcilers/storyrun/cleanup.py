@@ -101,6 +101,19 @@ async def _drain(
     return pending, wake, run
 
 
+async def _drain_if_running(
+    rec: StoryRunReconciler,
+    run: StoryRun,
+    story: Story | None,
+    config: OperatorConfig,
+    now: datetime.datetime,
+) -> tuple[int, float | None, StoryRun]:
+    retries = config.max_retries
+    if all(is_final(sr, retries) for sr in rec.dependents.stepruns_of(run)):
+        return 0, None, run
+    return await _drain(rec, run, story, config, now)
+
+
 async def cancel(
     rec: StoryRunReconciler,
     run: StoryRun,
@@ -161,6 +174,11 @@ async def terminal(
     finished = status.finished_at
     if finished is None:
         return Result()
+    # A run that ended with work still running (story timeout, stop) drains it first
+    # (rulings 11, 23): signal, then delete after the window.
+    pending, wake, run = await _drain_if_running(rec, run, story, config, now)
+    if pending:
+        return Result(requeue_after=wake) if wake is not None else Result()
     ttl = child_ttl(story, config)
     stepruns, children = rec.dependents.all_of(run)
     if status.children_cleaned_at is None:

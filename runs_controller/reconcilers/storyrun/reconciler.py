@@ -251,6 +251,8 @@ class StoryRunReconciler:
         self, run: StoryRun, story: Story, config: OperatorConfig, now: datetime.datetime
     ) -> Result:
         status = observed_status(run)
+        meta = run.metadata
+        assert meta is not None  # noqa: S101
         problem = validate_graph(story.spec)
         if problem is not None:
             await self._set_phase(
@@ -320,6 +322,11 @@ class StoryRunReconciler:
             given = self._pass_input(run, story, config, inputs, now, decision)
             result = await run_pure(run_pass, given)
             await self._create_children(run, story, result)
+        request = Request(meta.namespace or "", meta.name or "")
+        if result.queued:
+            self.slots.wait(request, story_key, global_scope=global_scope)
+        else:
+            self.slots.unwait(request)
         return await self._write(run, story, result, config, now, base)
 
     def _pass_input(
@@ -477,8 +484,9 @@ class StoryRunReconciler:
             counters=counters(story.spec, result.states),
             primitive_children=result.primitive_children,
         )
+        drain_wake = None
         if result.stop_running:
-            await cleanup.stop_stepruns(self, run, story, config, now)
+            drain_wake = await cleanup.stop_stepruns(self, run, story, config, now)
         if result.outcome is not None:
             outcome = result.outcome
             status = with_phase(
@@ -495,18 +503,15 @@ class StoryRunReconciler:
                 base=status,
             )
             await self._apply(run, status)
-            return Result(requeue_after=1.0) if result.stop_running else Result()
+            return Result(requeue_after=drain_wake) if drain_wake is not None else Result()
         status = with_running_duration(status, now) if status.started_at else status
         # The duration of a running run is written with real changes only, never on its own.
         observed = run.status or StoryRunStatus()
         if msgspec.structs.replace(status, duration=observed.duration) == owned(observed):
             status = msgspec.structs.replace(status, duration=observed.duration)
         await self._apply(run, status)
-        if result.stop_running:
-            return Result(requeue_after=1.0)
-        if result.wake_after is not None:
-            return Result(requeue_after=max(0.01, result.wake_after))
-        return Result()
+        wakes = [w for w in (drain_wake, result.wake_after) if w is not None]
+        return Result(requeue_after=max(0.01, min(wakes))) if wakes else Result()
 
     # -- deletion ---------------------------------------------------------------------------
 

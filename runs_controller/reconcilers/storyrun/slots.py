@@ -20,7 +20,11 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from runs_controller.api.runs.steprun import StepRun
+    from runs_controller.runtime.reconciler import Request
+
+if TYPE_CHECKING:
     from runs_controller.runtime.cache import CacheReader
+    from runs_controller.runtime.informer import Event
 
 
 @dataclass
@@ -38,6 +42,9 @@ class SlotKeeper:
         self._global = anyio.Lock()
         self._inflight = _Inflight()
         self._default_max_retries = default_max_retries
+        self._waiting: dict[str, set[Request]] = {}
+        """Runs with steps queued by a limit, by the Story key they wait on ("*": a global or
+        queue limit): a StepRun of that Story becoming final wakes them (no poll)."""
 
     def _lock(self, key: str) -> anyio.Lock:
         lock = self._locks.get(key)
@@ -54,6 +61,35 @@ class SlotKeeper:
         else:
             async with self._lock(story_key):
                 yield
+
+    def wait(self, request: Request, story_key: str, *, global_scope: bool) -> None:
+        self.unwait(request)
+        self._waiting.setdefault("*" if global_scope else story_key, set()).add(request)
+
+    def unwait(self, request: Request) -> None:
+        for key in [k for k, waiting in self._waiting.items() if request in waiting]:
+            self._waiting[key].discard(request)
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def waiters(self, steprun: StepRun) -> list[Request]:
+        """The runs a StepRun that just became final (or went away) may unblock."""
+        meta = steprun.metadata
+        labels = (meta.labels if meta else None) or {}
+        story = labels.get(keys.LABEL_STORY_NAME)
+        keys_ = ["*"]
+        if story and meta is not None:
+            keys_.append(f"{meta.namespace}/{story}")
+        return sorted({r for k in keys_ for r in self._waiting.get(k, ())}, key=lambda r: r.key)
+
+    def freed_a_slot(self, event: Event[StepRun]) -> bool:
+        """Predicate: a StepRun left the counted set (final now, or deleted)."""
+        if event.type == "deleted":
+            return True
+        if event.type != "updated" or event.old is None:
+            return False
+        retries = self._default_max_retries()
+        return is_final(event.obj, retries) and not is_final(event.old, retries)
 
     def created(self, namespace: str, name: str, story_key: str) -> None:
         self._inflight.names[f"{namespace}/{name}"] = story_key
