@@ -27,6 +27,7 @@ from runs_controller.kube.errors import (
     ProtocolError,
     TransportError,
     TransportTimeout,
+    WriteFenced,
 )
 from runs_controller.kube.request import (
     APPLY_PATCH,
@@ -493,9 +494,11 @@ class KubeClient:
             if self._limiter is not None and stream_timeout is None:
                 await self._throttle(verb)
             headers = await self._headers(content_type if body is not None else None)
+            fenced_deadline = False
             if self._guard is not None and not idempotent:
                 # Asked last, right before the request leaves: no wait can come after it.
                 allowed = self._guard.check_write(verb, path)
+                fenced_deadline = allowed < self.options.request_timeout
                 timeout = aiohttp.ClientTimeout(
                     total=min(self.options.request_timeout, allowed),
                     sock_connect=self.options.connect_timeout,
@@ -520,6 +523,12 @@ class KubeClient:
                         response.release()
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 self._observe(verb, method, TRANSPORT_ERROR_CODE, started)
+                if fenced_deadline and isinstance(error, TimeoutError):
+                    # The write window closed while the request was in flight: abandoned at
+                    # the deadline the fence set, so it is fenced, never retried.
+                    raise WriteFenced(
+                        f"{verb} {path} refused: the write window closed while it was in flight"
+                    ) from error
                 failure = classify(error)
                 delay = retry_delay(policy, attempt=attempt, failure=failure, idempotent=idempotent)
                 if delay is None:

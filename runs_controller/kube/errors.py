@@ -25,10 +25,12 @@ class TransportTimeout(TransportError):
 
 
 class WriteFenced(KubeError):
-    """A write was refused before it was sent: this replica is not (safely) the leader anymore.
+    """A write was refused: this replica is not (safely) the leader anymore.
 
-    Nothing reached the apiserver. The reconcile that tried it must stop; the next leader
-    redoes the work from what it observes.
+    Refused before it was sent, or abandoned at the deadline the fence gave it (the write
+    window closed while it was in flight: it may or may not have been applied, always before
+    that deadline). The reconcile that tried it must stop; the next leader redoes the work
+    from what it observes.
     """
 
 

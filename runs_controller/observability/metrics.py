@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from runs_controller.observability.storyrun_metrics import StoryRunMetrics
+
 # controller-runtime reconcile_time buckets: 5 ms ... 60 s.
 RECONCILE_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8,
@@ -268,6 +270,7 @@ class RuntimeMetrics:
     workqueue: WorkqueueMetrics
     informer: InformerMetrics
     writer: WriterMetrics
+    storyrun: StoryRunMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> RuntimeMetrics:
@@ -276,4 +279,5 @@ class RuntimeMetrics:
             workqueue=WorkqueueMetrics.create(registry),
             informer=InformerMetrics.create(registry),
             writer=WriterMetrics.create(registry),
+            storyrun=StoryRunMetrics.create(registry),
         )

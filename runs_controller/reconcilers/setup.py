@@ -86,6 +86,7 @@ def _storyrun(manager: Manager) -> Controller:
         stories=stories,
         engrams=engrams,
         templates=templates,
+        metrics=manager.metrics.storyrun,
     )
     # A StepRun that frees a concurrency slot wakes the runs queued behind that limit.
     builder.watches(

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from runs_controller.api.runs.steprun import StepRun
+from runs_controller.api.k8s import Role, RoleBinding, ServiceAccount
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import load_kubeconfig
+from runs_controller.kube.resources import ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS
 from tests.integration.storyrun_support import (
     create_engram,
     create_run,
@@ -75,6 +76,16 @@ async def test_a_diamond_runs_to_succeeded_with_outputs_flowing_through_with(
     assert conditions == {"Ready": "True", "Progressing": "False", "Degraded": "False"}
     stepruns = await list_stepruns(client, namespace)
     assert sorted(sr.spec.step_id for sr in stepruns) == ["fetch", "join", "left", "right"]
+    for resource, kind in (
+        (SERVICE_ACCOUNTS, ServiceAccount),
+        (ROLES, Role),
+        (ROLE_BINDINGS, RoleBinding),
+    ):
+        runner = await client.get(resource, "d1-engram-runner", namespace, type=kind)
+        owners = runner.metadata.owner_references if runner.metadata else None
+        assert [(o.kind, o.name) for o in owners or []] == [("StoryRun", "d1")]
+    role = await client.get(ROLES, "d1-engram-runner", namespace, type=Role)
+    assert any("stepruns" in (rule.resources or []) for rule in role.rules or [])
     join = next(sr for sr in stepruns if sr.spec.step_id == "join")
     # Templates are resolved by the StepRun side: the StepRun carries the raw `with`.
     assert join.spec.input == {"both": "{{ steps.left.output.got }}+{{ steps.right.output.got }}"}
@@ -105,10 +116,6 @@ async def test_a_cycle_and_an_unknown_dependency_fail_with_the_contract_messages
     assert (unknown.status.error or {}).get("type") == "InvalidConfiguration"
     ready = next(c for c in unknown.status.conditions or [] if c.type == "Ready")
     assert ready.reason == "InvalidConfiguration"
-
-
-def _unused(_: StepRun) -> None:  # pragma: no cover - keeps the import for helpers below
-    return None
 
 
 async def test_a_run_waits_pending_for_its_story_then_runs(

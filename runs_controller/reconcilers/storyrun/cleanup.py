@@ -180,6 +180,11 @@ async def terminal(
     if pending:
         return Result(requeue_after=wake) if wake is not None else Result()
     ttl = child_ttl(story, config)
+    keep = retention(story, config)
+    if rec.metrics is not None and run.metadata is not None:
+        rec.metrics.retention_windows(
+            run.metadata.namespace or "", run.spec.story_ref.name, ttl, keep
+        )
     stepruns, children = rec.dependents.all_of(run)
     if status.children_cleaned_at is None:
         expiry = finished + datetime.timedelta(seconds=ttl)
@@ -190,7 +195,6 @@ async def terminal(
             return Result()  # their deletion events wake the run
         cleaned = msgspec.structs.replace(status, children_cleaned_at=now)
         run = await rec._apply(run, cleaned)
-    keep = retention(story, config)
     if keep == 0:
         return Result()
     expiry = finished + datetime.timedelta(seconds=max(keep, 0))

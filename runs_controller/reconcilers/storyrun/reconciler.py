@@ -32,7 +32,7 @@ from runs_controller.engine.schemas import (
 )
 from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
-from runs_controller.reconcilers.storyrun import cleanup
+from runs_controller.reconcilers.storyrun import cleanup, rbac
 from runs_controller.reconcilers.storyrun.dependents import Dependents
 from runs_controller.reconcilers.storyrun.slots import SlotKeeper
 from runs_controller.reconcilers.storyrun.transitions import (
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from runs_controller.api.catalog.engramtemplate import EngramTemplate
     from runs_controller.api.runs.steprun import StepRun
     from runs_controller.engine.operator_config import OperatorConfig
+    from runs_controller.observability.storyrun_metrics import StoryRunMetrics
     from runs_controller.runtime.builder import Kit
     from runs_controller.runtime.cache import CacheReader
 
@@ -84,8 +85,10 @@ class StoryRunReconciler:
         stories: CacheReader[Story],
         engrams: CacheReader[Engram],
         templates: CacheReader[EngramTemplate],
+        metrics: StoryRunMetrics | None = None,
     ) -> None:
         self.kit = kit
+        self.metrics = metrics
         self.runs = runs
         self.stepruns = stepruns
         self.stories = stories
@@ -124,7 +127,22 @@ class StoryRunReconciler:
 
     async def _apply(self, run: StoryRun, status: StoryRunStatus) -> StoryRun:
         written = await self.kit.status.apply(STORY_RUNS, run, owned(status))
-        return self._remember(written) if written is not None else run
+        if written is None:
+            return run
+        before = run.status.phase if run.status else None
+        if is_terminal(status.phase) and not is_terminal(before):
+            self._finished(run, status)
+        return self._remember(written)
+
+    def _finished(self, run: StoryRun, status: StoryRunStatus) -> None:
+        if self.metrics is None or run.metadata is None:
+            return
+        duration = 0.0
+        if status.started_at is not None and status.finished_at is not None:
+            duration = (status.finished_at - status.started_at).total_seconds()
+        self.metrics.run_finished(
+            run.metadata.namespace or "", run.spec.story_ref.name, status.phase or "", duration
+        )
 
     async def _set_phase(
         self, run: StoryRun, change: PhaseChange, now: datetime.datetime
@@ -305,6 +323,7 @@ class StoryRunReconciler:
 
         base = schema_refs(run, story, status)
         if status.phase != "Running":  # "" or Pending (ruling 1): start like a new run
+            await rbac.provision(self, run, story)
             base = with_phase(
                 run,
                 PhaseChange("Running", "StartingExecution", "Starting StoryRun execution"),
@@ -322,12 +341,23 @@ class StoryRunReconciler:
             given = self._pass_input(run, story, config, inputs, now, decision)
             result = await run_pure(run_pass, given)
             await self._create_children(run, story, result)
+        self._record_pass(run, story, decision.queue, result)
         request = Request(meta.namespace or "", meta.name or "")
         if result.queued:
             self.slots.wait(request, story_key, global_scope=global_scope)
         else:
             self.slots.unwait(request)
         return await self._write(run, story, result, config, now, base)
+
+    def _record_pass(self, run: StoryRun, story: Story, queue: str, result: PassResult) -> None:
+        if self.metrics is None or run.metadata is None:
+            return
+        namespace = run.metadata.namespace or ""
+        self.metrics.dag_iteration(result.ready_count, result.skipped_count)
+        self.metrics.queue_depth(namespace, _name(run), queue, len(result.queued))
+        active = sum(1 for s in result.states.values() if s.phase in ("Running", "Paused"))
+        completed = sum(1 for s in result.states.values() if s.phase == "Succeeded")
+        self.metrics.steps_gauges(namespace, _name(story), active, completed)
 
     def _pass_input(
         self,
@@ -398,6 +428,7 @@ class StoryRunReconciler:
         story_key = f"{meta.namespace}/{_name(story)}"
         for launch in result.steprun_launches:
             name = _name(launch.steprun)
+            fresh = self.stepruns.get(meta.namespace or "", name) is None
             try:
                 created = await self.kit.children.create_if_absent(
                     STEP_RUNS,
@@ -424,9 +455,11 @@ class StoryRunReconciler:
                     "near the max inline limit",
                 )
             ref = launch.steprun.spec.engram_ref
-            if created.metadata is not None and created.metadata.uid != (
-                launch.steprun.metadata.uid if launch.steprun.metadata else None
-            ):
+            if fresh:
+                if self.metrics is not None:
+                    self.metrics.child_steprun_created(
+                        meta.namespace or "", _name(run), ref.name if ref else ""
+                    )
                 self._event(
                     run,
                     "Normal",
