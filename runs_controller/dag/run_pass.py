@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from runs_controller.api.runs.storyrun import StepState, StoryRun
 from runs_controller.dag import launch as launching
 from runs_controller.dag.graph import StepGraph, normalize_alias
-from runs_controller.dag.limits import LimitOutcome, apply_limits
+from runs_controller.dag.limits import LimitOutcome, apply_limits, is_queued_state
 from runs_controller.dag.primitives import (
     PrimitiveOutcome,
     evaluate_gate,
@@ -25,6 +25,7 @@ from runs_controller.dag.primitives import (
     stop_request,
 )
 from runs_controller.dag.states import (
+    RUNNING_PHASES,
     Buckets,
     all_steps,
     bucket,
@@ -161,9 +162,19 @@ def _stop_step(states: Mapping[str, StepState], steps: Sequence[Step]) -> Step |
             and state is not None
             and is_terminal(state.phase)
             and not (state.message or "").startswith("Skipped")
+            and _valid_stop(step)
         ):
             return step
     return None
+
+
+def _valid_stop(step: Step) -> bool:
+    """A stop step whose `with` is invalid failed at launch: it is a failed step, not a stop."""
+    try:
+        stop_request(step)
+    except ValueError:
+        return False
+    return True
 
 
 class _Pass:
@@ -382,9 +393,10 @@ class _Pass:
         return False
 
     def _has_running_stepruns(self) -> bool:
-        return any(
-            sr.status is None or not is_terminal(sr.status.phase) for sr in self.given.stepruns
-        )
+        if self.result.steprun_launches:
+            return True  # created after this pass, before anyone could cancel them
+        # A failure with a retry due is not final (ruling 6): it would run again unseen.
+        return any(not is_final(sr, self.given.default_max_retries) for sr in self.given.stepruns)
 
     def _skip_all(self, steps: Sequence[Step], message: str, *, keep_running: bool = False) -> bool:
         changed = False
@@ -392,7 +404,7 @@ class _Pass:
             state = self.states.get(step.name)
             if state is not None and is_terminal(state.phase):
                 continue
-            if keep_running and state is not None and state.phase in ("Running", "Paused"):
+            if keep_running and state is not None and _running(state):
                 continue
             self.states[step.name] = with_phase(state, "Skipped", message, self.now)
             self.result.skipped_count += 1
@@ -476,6 +488,8 @@ class _Pass:
                 self.states[name] = with_phase(prior, "Pending", message, self.now)
             self.result.queued[name] = message
         for name in outcome.launch:
+            if self.stopped_by is not None and group == "main":
+                break  # a stop launched just now: the rest of main is skipped, not started
             progressed |= self._launch(self.by_name[name], variables)
         return progressed
 
@@ -643,9 +657,9 @@ class _Pass:
         if isinstance(outcome, launching.LaunchBlocked):
             return False  # a template waits for output not visible yet: a later pass
         if isinstance(outcome, launching.MissingReference):
-            self.result.missing.append(
-                MissingRef(step.name, outcome.kind, outcome.namespace, outcome.name)
-            )
+            missing = MissingRef(step.name, outcome.kind, outcome.namespace, outcome.name)
+            if missing not in self.result.missing:  # a step is re-offered on every iteration
+                self.result.missing.append(missing)
             message = (
                 f"Waiting for {outcome.kind} '{outcome.namespace}/{outcome.name}' to be created"
             )
@@ -846,6 +860,11 @@ class _Pass:
 
     def _set(self, name: str, phase: str, message: str | None) -> None:
         self.states[name] = with_phase(self.states.get(name), phase, message, self.now)
+
+
+def _running(state: StepState) -> bool:
+    """Started work (a StepRun Pending its pod or a retry counts), not a step queued by limits."""
+    return state.phase in RUNNING_PHASES and not is_queued_state(state)
 
 
 def _branches(step: Step) -> list[dict[str, Any]]:

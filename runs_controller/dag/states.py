@@ -117,8 +117,9 @@ def sync_from_stepruns(
         assert status is not None  # noqa: S101 - phase came from it
         step_id = steprun.spec.step_id
         current = merged.get(step_id)
-        if current is not None and is_terminal(current.phase) and not is_terminal(phase):
-            continue  # never regress a terminal state (ruling 24)
+        if current is not None and is_terminal(current.phase):
+            continue  # a terminal state is final for the run (ruling 24): a StepRun stopped
+            # after its step was skipped (stop, fail-fast) does not rewrite it
         retrying = phase == "Running" and is_terminal(status.phase)
         if retrying:
             message: str | None = RETRY_SCHEDULED_MESSAGE

@@ -232,12 +232,16 @@ class FakeSdk:
         self.log = StepRunLog()
         self.handled: set[str] = set()
         self.paused = False
+        self.observers: list[Callable[[StepRun], None]] = []
+        """Called with every version the SDK's watch delivers (benchmarks time them)."""
         self._send, self._receive = anyio.create_memory_object_stream[StepRun](10_000)
 
     def _on_event(self, event: Event[StepRun]) -> None:
         if event.type == "deleted":
             return
         self.log.record(event.obj)
+        for observe in self.observers:
+            observe(event.obj)
         self._send.send_nowait(event.obj)
 
     async def _work(self) -> None:

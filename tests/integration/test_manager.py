@@ -284,4 +284,9 @@ async def test_no_write_leaves_once_the_renewal_stalls_past_its_deadline(
     # write of the old leader happened before the new leader held the Lease.
     assert stubborn.written and max(stubborn.written) < taken_over_at
     final = admin_client.get(f"{path}/target")
-    assert final["data"]["n"] == str(len(stubborn.written))
+    if "in flight" in str(stubborn.refused):
+        # The last write was abandoned at the fence's deadline: it may have been applied (before
+        # that deadline, so before the takeover) without its answer reaching us.
+        assert final["data"]["n"] in (str(len(stubborn.written)), str(len(stubborn.written) + 1))
+    else:
+        assert final["data"]["n"] == str(len(stubborn.written))

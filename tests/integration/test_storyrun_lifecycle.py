@@ -14,6 +14,7 @@ from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine import keys
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import load_kubeconfig
+from runs_controller.kube.errors import NotFound
 from runs_controller.testing.wait import poll_until_async
 from tests.integration.storyrun_support import (
     TERMINAL,
@@ -24,6 +25,7 @@ from tests.integration.storyrun_support import (
     create_story,
     echo_success,
     fake_sdk,
+    get_run,
     list_stepruns,
     merge_patch_run,
     running_controller,
@@ -298,3 +300,112 @@ async def test_a_restart_mid_run_creates_no_duplicate_and_loses_no_decision(
     assert run.status is not None and run.status.phase == "Succeeded"
     assert sorted(uids) == ["m1-a", "m1-b"]
     assert all(len(ids) == 1 for ids in uids.values()), uids
+
+
+async def test_a_lower_priority_run_waits_for_higher_priority_work_of_its_queue(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    await create_story(
+        client,
+        namespace,
+        "urgent",
+        {"steps": [engram("hot")], "policy": {"queue": "shared", "priority": 10}},
+    )
+    await create_story(
+        client,
+        namespace,
+        "relaxed",
+        {"steps": [engram("cold")], "policy": {"queue": "shared", "priority": 1}},
+    )
+    held = {"hot": "hold"}
+    async with (
+        running_controller(client, namespace),
+        fake_sdk(client, namespace, behaviour_by_step(held)) as sdk,
+    ):
+        await create_run(client, namespace, "hi", "urgent")
+        hot = await poll_until_async(
+            lambda: _steprun(client, namespace, "hot"), within=30, what="the urgent StepRun"
+        )
+        await create_run(client, namespace, "lo", "relaxed")
+        queued = await wait_for_run(
+            client,
+            namespace,
+            "lo",
+            lambda r: r.status is not None and (r.status.step_states or {}).get("cold") is not None,
+            "the relaxed run's step to be queued",
+        )
+        assert queued.status is not None and queued.status.step_states is not None
+        assert queued.status.step_states["cold"].message == "Queued due to higher-priority work"
+        assert await _steprun(client, namespace, "cold") is None
+        held.clear()  # the urgent step completes: the relaxed run is woken and goes on
+        sdk.retrigger(hot)
+        done = await wait_for_phase(client, namespace, "lo", DONE)
+    assert done.status is not None and done.status.phase == "Succeeded"
+
+
+async def test_a_full_redrive_deletes_every_child_and_runs_again(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    await create_story(
+        client, namespace, "twice", {"steps": [engram("a"), engram("b", needs=["a"])]}
+    )
+    async with (
+        running_controller(client, namespace),
+        fake_sdk(client, namespace, echo_success) as sdk,
+    ):
+        await create_run(client, namespace, "fr", "twice")
+        first = await wait_for_phase(client, namespace, "fr", "Succeeded")
+        await merge_patch_run(
+            client,
+            namespace,
+            "fr",
+            {"metadata": {"annotations": {keys.ANNOTATION_REDRIVE_TOKEN: "again"}}},
+        )
+        again = await wait_for_run(
+            client,
+            namespace,
+            "fr",
+            lambda r: (
+                r.metadata is not None
+                and (r.metadata.annotations or {}).get(keys.ANNOTATION_REDRIVE_OBSERVED) == "again"
+                and r.status is not None
+                and r.status.phase == "Succeeded"
+            ),
+            "the redriven run to succeed again",
+        )
+    assert first.status is not None and again.status is not None
+    assert first.status.attempts == 1 and again.status.attempts == 2
+    assert len({v.metadata.uid for v in sdk.log.versions if v.metadata}) == 4
+
+
+async def test_children_go_after_the_ttl_and_the_run_after_its_retention(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    policy = {"execution": {"job": {"ttlSecondsAfterFinished": 1, "storyRunRetentionSeconds": 3}}}
+    await create_story(client, namespace, "short-lived", {"steps": [engram("a")], "policy": policy})
+    async with running_controller(client, namespace), fake_sdk(client, namespace, echo_success):
+        await create_run(client, namespace, "tmp", "short-lived")
+        done = await wait_for_phase(client, namespace, "tmp", "Succeeded")
+        cleaned = await wait_for_run(
+            client,
+            namespace,
+            "tmp",
+            lambda r: r.status is not None and r.status.children_cleaned_at is not None,
+            "the children to be cleaned after the TTL",
+        )
+        assert await list_stepruns(client, namespace) == []
+
+        async def run_gone() -> bool | None:
+            try:
+                await get_run(client, namespace, "tmp")
+            except NotFound:
+                return True
+            return None
+
+        await poll_until_async(run_gone, within=30, what="the run to be deleted after retention")
+    assert done.status is not None and cleaned.status is not None
+    assert done.status.finished_at is not None and cleaned.status.children_cleaned_at is not None
+    assert cleaned.status.children_cleaned_at >= done.status.finished_at

@@ -122,7 +122,11 @@ async def test_a_sleep_keeps_its_deadline_across_a_controller_restart(
     async with running_controller(client, namespace):
         await create_run(client, namespace, "s1", "sleepy")
         first = await wait_for_run(
-            client, namespace, "s1", lambda r: _sleep_until(r) is not None, "the sleep deadline"
+            client,
+            namespace,
+            "s1",
+            lambda r: _sleep_until(r) is not None and step_phase(r, "nap") == "Paused",
+            "the sleep deadline and the sleeping step",
         )
     deadline = _sleep_until(first)
     assert deadline is not None

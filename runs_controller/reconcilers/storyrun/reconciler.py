@@ -18,12 +18,19 @@ from runs_controller.api.codec import encode
 from runs_controller.api.runs.storyrun import StoryRun, StoryRunStatus
 from runs_controller.dag import launch as launching
 from runs_controller.dag.graph import build_graph, validate_graph
-from runs_controller.dag.limits import queue_labels, scheduling_decision
+from runs_controller.dag.limits import (
+    higher_priority_waiting,
+    priority_from_labels,
+    queue_labels,
+    run_demand,
+    scheduling_decision,
+)
 from runs_controller.dag.run_pass import PassInput, PassResult, Slots, run_pass
 from runs_controller.dag.states import all_steps, counters, is_terminal
+from runs_controller.dag.states import with_phase as step_with_phase
 from runs_controller.dag.timers import encode_timers
 from runs_controller.engine import keys
-from runs_controller.engine.finality import is_final
+from runs_controller.engine.naming import safe_label_value
 from runs_controller.engine.schemas import (
     SchemaError,
     apply_defaults,
@@ -55,7 +62,7 @@ if TYPE_CHECKING:
     from runs_controller.api.bubustack.engram import Engram
     from runs_controller.api.catalog.engramtemplate import EngramTemplate
     from runs_controller.api.runs.steprun import StepRun
-    from runs_controller.engine.operator_config import OperatorConfig
+    from runs_controller.engine.operator_config import OperatorConfig, QueueConfig
     from runs_controller.observability.storyrun_metrics import StoryRunMetrics
     from runs_controller.runtime.builder import Kit
     from runs_controller.runtime.cache import CacheReader
@@ -232,8 +239,6 @@ class StoryRunReconciler:
         wanted: dict[str, str] = {}
         correlation = (meta.annotations or {}).get(keys.ANNOTATION_CORRELATION_ID)
         if correlation:
-            from runs_controller.engine.naming import safe_label_value
-
             wanted[keys.LABEL_CORRELATION_ID] = safe_label_value(correlation)
         if story is not None:
             wanted.update(queue_labels(scheduling_decision(story, config)))
@@ -256,9 +261,7 @@ class StoryRunReconciler:
         name = run.spec.story_ref.name
         message = f"Waiting for Story '{namespace}/{name}' to be created"
         status = observed_status(run)
-        if status.phase not in (None, "", "Pending") or status.message != message:
-            pass
-        if status.message != message or status.phase not in ("Pending",):
+        if status.phase != "Pending" or status.message != message:
             self._event(run, "Warning", "StoryNotFound", message)
             await self._set_phase(run, PhaseChange("Pending", "StoryNotFound", message), now)
         return Result()  # woken by the Story watch when it appears (ruling 10)
@@ -343,11 +346,35 @@ class StoryRunReconciler:
             await self._create_children(run, story, result)
         self._record_pass(run, story, decision.queue, result)
         request = Request(meta.namespace or "", meta.name or "")
+        outranked = given.slots.higher_priority_waiting
         if result.queued:
-            self.slots.wait(request, story_key, global_scope=global_scope)
+            self.slots.wait(request, story_key, global_scope=global_scope or outranked)
         else:
             self.slots.unwait(request)
+        aging = config.queue_config(decision.queue).priority_aging_seconds
+        if outranked and result.queued and aging > 0:
+            # Waiting ages the run's priority: look again when it gains a level.
+            wakes = [w for w in (result.wake_after, float(aging)) if w is not None]
+            result.wake_after = min(wakes)
         return await self._write(run, story, result, config, now, base)
+
+    def _outranked(
+        self, run: StoryRun, queue_name: str, queue: QueueConfig, now: datetime.datetime
+    ) -> bool:
+        """Another run of the queue with demand has a strictly higher effective priority
+        (§3.6, priority with aging)."""
+        peers = self.runs.list(None, labels={keys.LABEL_QUEUE: queue_name})
+        own = run_demand(run)
+        if (
+            not any(
+                priority_from_labels(p.metadata.labels if p.metadata else None) > own.priority
+                for p in peers
+            )
+            and queue.priority_aging_seconds <= 0
+        ):
+            return False
+        demands = [run_demand(peer) for peer in peers]
+        return higher_priority_waiting(own, demands, now, queue.priority_aging_seconds)
 
     def _record_pass(self, run: StoryRun, story: Story, queue: str, result: PassResult) -> None:
         if self.metrics is None or run.metadata is None:
@@ -403,6 +430,7 @@ class StoryRunReconciler:
             global_active=self.slots.global_active() if config.global_concurrency else 0,
             queue_limit=queue.concurrency,
             queue_active=self.slots.queue_active(decision.queue) if queue.concurrency else 0,
+            higher_priority_waiting=self._outranked(run, decision.queue, queue, now),
         )
         return PassInput(
             run=run,
@@ -488,9 +516,7 @@ class StoryRunReconciler:
             )
 
     def _fail_step(self, result: PassResult, step: str, message: str) -> None:
-        from runs_controller.dag.states import with_phase as state_phase
-
-        result.states[step] = state_phase(
+        result.states[step] = step_with_phase(
             result.states.get(step), "Failed", message, self.kit.clock.now().replace(microsecond=0)
         )
 
@@ -609,6 +635,3 @@ def _target_story(step: Step, namespace: str) -> tuple[str, str] | None:
         return None
     target_ns = ref.get("namespace")
     return (target_ns if isinstance(target_ns, str) and target_ns else namespace, ref["name"])
-
-
-_ = is_final
