@@ -92,6 +92,10 @@ def _storyrun(manager: Manager) -> Controller:
     builder.watches(
         STEP_RUNS, StepRun, reconciler.slots.waiters, predicate=reconciler.slots.freed_a_slot
     )
+    # A run that ends stops outranking the runs of its queue waiting behind it.
+    builder.watches(
+        STORY_RUNS, StoryRun, reconciler.slots.waiters_of_run, predicate=reconciler.slots.run_ended
+    )
     return builder.complete(reconciler)
 
 

@@ -235,7 +235,12 @@ async def _redrive_all(rec: StoryRunReconciler, run: StoryRun, token: str) -> Re
     if await delete_dependents(rec, stepruns, children):
         return Result()
     status = observed_status(run)
-    reset = StoryRunStatus(attempts=status.attempts, trigger_tokens=status.trigger_tokens)
+    # observedGeneration is kept (the reference zeroes it): the CRD refuses a decrease.
+    reset = StoryRunStatus(
+        attempts=status.attempts,
+        trigger_tokens=status.trigger_tokens,
+        observed_generation=status.observed_generation,
+    )
     run = await rec._apply(run, reset)
     await _clear_gates(rec, run, set((status.gates or {}).keys()))
     await rec._patch_metadata(

@@ -102,6 +102,8 @@ class StoryRunReconciler:
         self.engrams = engrams
         self.templates = templates
         self.dependents = Dependents(stepruns, runs)
+        self._ended: set[str] = set()
+        """Runs this reconcile moved to a terminal phase."""
         self._written: dict[str, StoryRun] = {}
         """Our last write of each run, until the cache shows it (read-your-writes)."""
         self.slots = SlotKeeper(stepruns, lambda: self.kit.config.current().max_retries)
@@ -139,6 +141,9 @@ class StoryRunReconciler:
         before = run.status.phase if run.status else None
         if is_terminal(status.phase) and not is_terminal(before):
             self._finished(run, status)
+            meta = run.metadata
+            if meta is not None:
+                self._ended.add(f"{meta.namespace}/{meta.name}")
         return self._remember(written)
 
     def _finished(self, run: StoryRun, status: StoryRunStatus) -> None:
@@ -168,6 +173,15 @@ class StoryRunReconciler:
     # -- the reconcile ----------------------------------------------------------------------
 
     async def reconcile(self, request: Request) -> Result:
+        result = await self._reconcile(request)
+        if request.key in self._ended:
+            # Our own status writes do not wake the run: its cleanup (child TTL, retention)
+            # is scheduled by the next reconcile, now.
+            self._ended.discard(request.key)
+            return Result(requeue=True)
+        return result
+
+    async def _reconcile(self, request: Request) -> Result:
         cached = self.runs.get(request.namespace, request.name)
         if cached is None or cached.metadata is None:
             self._written.pop(request.key, None)

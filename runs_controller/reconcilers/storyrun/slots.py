@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from runs_controller.api.enums import TERMINAL_PHASES
 from runs_controller.engine import keys
 from runs_controller.engine.finality import is_final
 
@@ -20,11 +21,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from runs_controller.api.runs.steprun import StepRun
-    from runs_controller.runtime.reconciler import Request
-
-if TYPE_CHECKING:
+    from runs_controller.api.runs.storyrun import StoryRun
     from runs_controller.runtime.cache import CacheReader
     from runs_controller.runtime.informer import Event
+    from runs_controller.runtime.reconciler import Request
 
 
 @dataclass
@@ -81,6 +81,25 @@ class SlotKeeper:
         if story and meta is not None:
             keys_.append(f"{meta.namespace}/{story}")
         return sorted({r for k in keys_ for r in self._waiting.get(k, ())}, key=lambda r: r.key)
+
+    def waiters_of_run(self, run: StoryRun) -> list[Request]:
+        """The runs a run that just ended may unblock (priority ordering counts runs)."""
+        meta = run.metadata
+        namespace = meta.namespace if meta is not None else None
+        story_key = f"{run.spec.story_ref.namespace or namespace}/{run.spec.story_ref.name}"
+        found = {r for k in ("*", story_key) for r in self._waiting.get(k, ())}
+        return sorted(found, key=lambda r: r.key)
+
+    @staticmethod
+    def run_ended(event: Event[StoryRun]) -> bool:
+        """Predicate: a run left the set with demand (terminal now, or deleted)."""
+        if event.type == "deleted":
+            return True
+        if event.type != "updated" or event.old is None:
+            return False
+        new = event.obj.status.phase if event.obj.status else None
+        old = event.old.status.phase if event.old.status else None
+        return new in TERMINAL_PHASES and old not in TERMINAL_PHASES
 
     def freed_a_slot(self, event: Event[StepRun]) -> bool:
         """Predicate: a StepRun left the counted set (final now, or deleted)."""
