@@ -3,6 +3,7 @@ half-open connections and compaction (410 Gone)."""
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -150,6 +151,11 @@ async def test_indexes_and_late_handlers(
             assert cached.metadata.managed_field_entries() == []
 
 
+# Cutting connections mid-request sometimes leaves one client transport to the garbage collector
+# (about 1 run in 5 on a loaded machine; the proxy closes every stream of its own). Its
+# ResourceWarning is not what this test is about, and it must not surface in a later test:
+# the test collects garbage before it ends, under this filter.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_cache_converges_after_connections_are_cut(
     control_plane: ControlPlane, admin_client: HarnessClient, namespace: str
 ) -> None:
@@ -185,6 +191,7 @@ async def test_cache_converges_after_connections_are_cut(
                 await _await_cache_equals_list(informer, admin_client, namespace)
                 assert proxy.connections_accepted >= 6  # it really reconnected after each cut
                 assert informer.lists == 1  # resumed from its resourceVersion, no relist
+    gc.collect()
 
 
 async def test_half_open_watch_is_detected_by_the_idle_timeout(

@@ -133,3 +133,25 @@ async def test_a_run_waits_pending_for_its_story_then_runs(
     assert done.status.attempts == 1
     run = await get_run(client, namespace, "early")
     assert run.metadata is not None
+
+
+async def test_a_run_refuses_an_engram_runner_service_account_it_does_not_own(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    await create_story(client, namespace, "plain", {"steps": [engram_step("only")]})
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "sa1-engram-runner"},
+    }
+    await client.create(SERVICE_ACCOUNTS, foreign, namespace, type=ServiceAccount)
+    async with running_controller(client, namespace):
+        await create_run(client, namespace, "sa1", "plain")
+        run = await wait_for_phase(client, namespace, "sa1", "Failed")
+    assert run.status is not None
+    assert run.status.message == (
+        f"ServiceAccount {namespace}/sa1-engram-runner already exists and is not owned by "
+        "StoryRun sa1: refusing to run its steps under it"
+    )
+    assert await list_stepruns(client, namespace) == []

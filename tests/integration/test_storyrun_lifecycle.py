@@ -15,6 +15,7 @@ from runs_controller.engine import keys
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.errors import NotFound
+from runs_controller.kube.resources import STORY_RUNS
 from runs_controller.testing.wait import poll_until_async
 from tests.integration.storyrun_support import (
     TERMINAL,
@@ -409,3 +410,32 @@ async def test_children_go_after_the_ttl_and_the_run_after_its_retention(
     assert done.status is not None and cleaned.status is not None
     assert done.status.finished_at is not None and cleaned.status.children_cleaned_at is not None
     assert cleaned.status.children_cleaned_at >= done.status.finished_at
+
+
+async def test_deleting_a_run_deletes_its_children_first_then_releases_the_finalizer(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    await create_story(client, namespace, "deletable", {"steps": [engram("held")]})
+    async with (
+        running_controller(client, namespace),
+        fake_sdk(client, namespace, behaviour_by_step({"held": "hold"})),
+    ):
+        await create_run(client, namespace, "del", "deletable")
+        await poll_until_async(
+            lambda: _steprun(client, namespace, "held"), within=30, what="the StepRun"
+        )
+        run = await get_run(client, namespace, "del")
+        assert run.metadata is not None
+        assert keys.FINALIZER_STORYRUN in (run.metadata.finalizers or [])
+        await client.delete(STORY_RUNS, "del", namespace)
+
+        async def run_gone() -> bool | None:
+            try:
+                await get_run(client, namespace, "del")
+            except NotFound:
+                return True
+            return None
+
+        await poll_until_async(run_gone, within=30, what="the run to be deleted")
+    assert await list_stepruns(client, namespace) == []

@@ -12,7 +12,8 @@ import msgspec
 
 from runs_controller.api.k8s import Role, RoleBinding, ServiceAccount
 from runs_controller.api.meta import OwnerReference
-from runs_controller.engine.runner_rbac import desired_runner_rbac, engram_keys
+from runs_controller.engine.runner_rbac import desired_runner_rbac, engram_keys, owned_by_storyrun
+from runs_controller.kube.errors import AlreadyExists
 from runs_controller.kube.resources import ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS, STORY_RUNS
 from runs_controller.runtime.informer import FIELD_MANAGER
 
@@ -46,8 +47,9 @@ def _apply_body(resource: Any, obj: Any, owner: OwnerReference) -> Any:
     )
 
 
-async def provision(rec: StoryRunReconciler, run: StoryRun, story: Story) -> None:
-    """Apply the three objects; each apply that changed something is counted and reported."""
+async def provision(rec: StoryRunReconciler, run: StoryRun, story: Story) -> str | None:
+    """Apply the three objects. Returns why it must not when the ServiceAccount exists and is
+    not this run's (the reference refuses to take one over): the run fails with that message."""
     meta = run.metadata
     assert meta is not None  # noqa: S101
     namespace = meta.namespace or ""
@@ -71,8 +73,26 @@ async def provision(rec: StoryRunReconciler, run: StoryRun, story: Story) -> Non
     for resource, obj, kind in kinds:
         body = _apply_body(resource, obj, owner)
         name = body.metadata.name
+        if resource is SERVICE_ACCOUNTS:
+            try:
+                await rec.kit.client.create(
+                    resource, body, namespace, type=kind, field_manager=FIELD_MANAGER
+                )
+            except AlreadyExists:
+                existing = await rec.kit.client.get(resource, name, namespace, type=kind)
+                refs = existing.metadata.owner_references if existing.metadata else None
+                if not owned_by_storyrun(refs, owner.name, owner.uid):
+                    return (
+                        f"ServiceAccount {namespace}/{name} already exists and is not owned by "
+                        f"StoryRun {owner.name}: refusing to run its steps under it"
+                    )
+            else:
+                if rec.metrics is not None:
+                    rec.metrics.rbac_operation(resource.kind, "created")
+                continue
         await rec.kit.client.apply(
             resource, body, name, namespace, type=kind, field_manager=FIELD_MANAGER, force=True
         )
         if rec.metrics is not None:
             rec.metrics.rbac_operation(resource.kind, "applied")
+    return None

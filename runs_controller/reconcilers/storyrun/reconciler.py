@@ -340,7 +340,19 @@ class StoryRunReconciler:
 
         base = schema_refs(run, story, status)
         if status.phase != "Running":  # "" or Pending (ruling 1): start like a new run
-            await rbac.provision(self, run, story)
+            refusal = await rbac.provision(self, run, story)
+            if refusal is not None:
+                await self._set_phase(
+                    run,
+                    PhaseChange(
+                        "Failed",
+                        "ValidationFailed",
+                        refusal,
+                        error=_error("ValidationFailed", refusal),
+                    ),
+                    now,
+                )
+                return Result()
             base = with_phase(
                 run,
                 PhaseChange("Running", "StartingExecution", "Starting StoryRun execution"),
