@@ -62,8 +62,9 @@ class ControllerSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-    workers: int = 2
-    """Workers per controller."""
+    workers: int | None = None
+    """Workers of every controller; None: each its own default (the reference's: StoryRun 8,
+    StepRun 15, StoryTrigger and EffectClaim 10)."""
     metrics_address: str | None = ":8080"
     health_address: str | None = ":8081"
     graceful_shutdown_timeout: float = 30.0

@@ -82,8 +82,9 @@ def _add_controller_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(_env("WORKERS", "2")),
-        help="concurrent reconciles per controller (default 2; env WORKERS)",
+        default=int(_env("WORKERS", "0")) or None,
+        help="concurrent reconciles of every controller (default: StoryRun 8, StepRun 15, "
+        "StoryTrigger and EffectClaim 10, as the reference; env WORKERS)",
     )
     parser.add_argument(
         "--metrics-bind-address",

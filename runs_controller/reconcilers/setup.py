@@ -70,7 +70,7 @@ def runs_waiting_in(runs: CacheReader[StoryRun], obj: Any) -> list[Request]:
 
 
 def _storyrun(manager: Manager) -> Controller:
-    builder = ControllerBuilder(manager, "storyrun")
+    builder = ControllerBuilder(manager, "storyrun", workers=8)
     runs = builder.for_(
         STORY_RUNS, StoryRun, predicate=storyrun_changed, indexers={STORY_INDEX: storyrun_story}
     )
@@ -100,7 +100,7 @@ def _storyrun(manager: Manager) -> Controller:
 
 
 def _steprun(manager: Manager) -> Controller:
-    builder = ControllerBuilder(manager, "steprun")
+    builder = ControllerBuilder(manager, "steprun", workers=15)
     steps = builder.for_(STEP_RUNS, StepRun, indexers={ENGRAM_INDEX: steprun_engram})
     builder.owns(JOBS, Job)
     builder.reads(STORY_RUNS, StoryRun)
@@ -110,7 +110,7 @@ def _steprun(manager: Manager) -> Controller:
 
 
 def _storytrigger(manager: Manager) -> Controller:
-    builder = ControllerBuilder(manager, "storytrigger")
+    builder = ControllerBuilder(manager, "storytrigger", workers=10)
     triggers = builder.for_(STORY_TRIGGERS, StoryTrigger)
     builder.reads(STORIES, Story)
     builder.reads(STORY_RUNS, StoryRun)
@@ -118,7 +118,7 @@ def _storytrigger(manager: Manager) -> Controller:
 
 
 def _effectclaim(manager: Manager) -> Controller:
-    builder = ControllerBuilder(manager, "effectclaim")
+    builder = ControllerBuilder(manager, "effectclaim", workers=10)
     claims = builder.for_(EFFECT_CLAIMS, EffectClaim)
     builder.reads(STEP_RUNS, StepRun)
     return builder.complete(ObservingReconciler("EffectClaim", claims, builder.kit))

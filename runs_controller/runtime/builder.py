@@ -52,6 +52,9 @@ class Kit:
     config: OperatorConfigSource
 
 
+DEFAULT_WORKERS = 2
+
+
 class ControllerBuilder:
     def __init__(
         self,
@@ -63,7 +66,7 @@ class ControllerBuilder:
     ) -> None:
         self._manager = manager
         self.name = name
-        self._workers = workers or manager.options.workers
+        self._workers = manager.options.workers or workers or DEFAULT_WORKERS
         self._timeout = reconcile_timeout or manager.options.reconcile_timeout
         self._for: ResourceType | None = None
         self._pending: list[tuple[CacheReader[Any], Callable[[Enqueue], Handler]]] = []

@@ -74,8 +74,8 @@ class ManagerOptions:
     handle_signals: bool = True
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means all."""
-    workers: int = 2
-    """Default workers per controller."""
+    workers: int | None = None
+    """Workers of every controller; None: each controller's own default."""
     reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT
     """Default deadline of one reconcile."""
     config_namespace: str = ""

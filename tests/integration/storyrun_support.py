@@ -232,6 +232,7 @@ class FakeSdk:
         self.log = StepRunLog()
         self.handled: set[str] = set()
         self.paused = False
+        self._busy: set[str] = set()
         self.observers: list[Callable[[StepRun], None]] = []
         """Called with every version the SDK's watch delivers (benchmarks time them)."""
         self._send, self._receive = anyio.create_memory_object_stream[StepRun](10_000)
@@ -245,19 +246,34 @@ class FakeSdk:
         self._send.send_nowait(event.obj)
 
     async def _work(self) -> None:
-        async for steprun in self._receive:
-            meta = steprun.metadata
-            if meta is None or meta.uid in self.handled or self.paused:
-                continue
-            if steprun.status is not None and steprun.status.phase in TERMINAL:
-                continue
-            decision = await self.behaviour(self, steprun)
-            if decision is None:
-                continue
-            self.handled.add(meta.uid or "")
-            phase, output = decision
-            with suppress(NotFound):
-                await sdk_write(self.client, steprun, phase, output)
+        """Each StepRun is handled in its own task (one SDK per pod), a few at a time."""
+        limiter = anyio.CapacityLimiter(16)
+        async with anyio.create_task_group() as group:
+            async for steprun in self._receive:
+                meta = steprun.metadata
+                if meta is None or meta.uid in self.handled or self.paused:
+                    continue
+                if steprun.status is not None and steprun.status.phase in TERMINAL:
+                    continue
+                if meta.uid in self._busy:
+                    continue
+                self._busy.add(meta.uid or "")
+                group.start_soon(self._handle, steprun, limiter)
+
+    async def _handle(self, steprun: StepRun, limiter: anyio.CapacityLimiter) -> None:
+        meta = steprun.metadata
+        assert meta is not None
+        try:
+            async with limiter:
+                decision = await self.behaviour(self, steprun)
+                if decision is None:
+                    return
+                self.handled.add(meta.uid or "")
+                phase, output = decision
+                with suppress(NotFound):
+                    await sdk_write(self.client, steprun, phase, output)
+        finally:
+            self._busy.discard(meta.uid or "")
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

@@ -366,7 +366,10 @@ class StoryRunReconciler:
         global_scope = bool(config.global_concurrency) or bool(
             config.queue_config(decision.queue).concurrency
         )
-        async with self.slots.serialised(story_key, global_scope=global_scope):
+        story_scope = bool(story.spec.policy and story.spec.policy.concurrency)
+        async with self.slots.serialised(
+            story_key, story_scope=story_scope, global_scope=global_scope
+        ):
             given = self._pass_input(run, story, config, inputs, now, decision)
             result = await run_pure(run_pass, given)
             await self._create_children(run, story, result)

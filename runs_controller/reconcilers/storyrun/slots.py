@@ -53,14 +53,20 @@ class SlotKeeper:
         return lock
 
     @asynccontextmanager
-    async def serialised(self, story_key: str, *, global_scope: bool) -> AsyncIterator[None]:
-        """Hold the Story's launch lock (and the global one when global/queue limits apply)."""
+    async def serialised(
+        self, story_key: str, *, story_scope: bool, global_scope: bool
+    ) -> AsyncIterator[None]:
+        """Hold the Story's launch lock when it has a concurrency limit, and the global one when
+        a global or queue limit applies. Without limits there is nothing to serialise: runs of
+        one Story reconcile in parallel."""
         if global_scope:
             async with self._global, self._lock(story_key):
                 yield
-        else:
+        elif story_scope:
             async with self._lock(story_key):
                 yield
+        else:
+            yield
 
     def wait(self, request: Request, story_key: str, *, global_scope: bool) -> None:
         self.unwait(request)
