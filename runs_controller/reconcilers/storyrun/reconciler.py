@@ -359,7 +359,9 @@ class StoryRunReconciler:
                 now=now,
                 base=base,
             )
-            run = msgspec.structs.replace(run, status=base)
+        # The pass sees the run as started; the status writer compares with what is stored.
+        observed = run
+        view = msgspec.structs.replace(run, status=base)
 
         decision = scheduling_decision(story, config)
         story_key = f"{(story.metadata.namespace if story.metadata else '')}/{_name(story)}"
@@ -370,10 +372,10 @@ class StoryRunReconciler:
         async with self.slots.serialised(
             story_key, story_scope=story_scope, global_scope=global_scope
         ):
-            given = self._pass_input(run, story, config, inputs, now, decision)
+            given = self._pass_input(view, story, config, inputs, now, decision)
             result = await run_pure(run_pass, given)
-            await self._create_children(run, story, result)
-        self._record_pass(run, story, decision.queue, result)
+            await self._create_children(view, story, result)
+        self._record_pass(view, story, decision.queue, result)
         request = Request(meta.namespace or "", meta.name or "")
         outranked = given.slots.higher_priority_waiting
         if result.queued:
@@ -385,7 +387,7 @@ class StoryRunReconciler:
             # Waiting ages the run's priority: look again when it gains a level.
             wakes = [w for w in (result.wake_after, float(aging)) if w is not None]
             result.wake_after = min(wakes)
-        return await self._write(run, story, result, config, now, base)
+        return await self._write(observed, story, result, config, now, base)
 
     def _outranked(
         self, run: StoryRun, queue_name: str, queue: QueueConfig, now: datetime.datetime
