@@ -155,3 +155,19 @@ async def test_a_run_refuses_an_engram_runner_service_account_it_does_not_own(
         "StoryRun sa1: refusing to run its steps under it"
     )
     assert await list_stepruns(client, namespace) == []
+
+
+async def test_an_if_that_cannot_be_evaluated_yet_keeps_its_step_waiting_in_a_running_run(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    # An evaluation error (not a syntax error) keeps the step waiting (§3.5): no StepRun, no
+    # state, and the run reads Running.
+    guarded = engram_step("guarded", **{"if": "{{ .inputs.missing.deeper }}"})
+    await create_story(client, namespace, "undecided", {"steps": [guarded]})
+    async with running_controller(client, namespace):
+        await create_run(client, namespace, "u1", "undecided")
+        run = await wait_for_phase(client, namespace, "u1", "Running")
+    assert run.status is not None
+    assert run.status.attempts == 1 and run.status.started_at is not None
+    assert not run.status.step_states
+    assert await list_stepruns(client, namespace) == []
