@@ -393,19 +393,32 @@ class StoryRunReconciler:
         self, run: StoryRun, queue_name: str, queue: QueueConfig, now: datetime.datetime
     ) -> bool:
         """Another run of the queue with demand has a strictly higher effective priority
-        (§3.6, priority with aging)."""
-        peers = self.runs.list(None, labels={keys.LABEL_QUEUE: queue_name})
-        own = run_demand(run)
-        if (
-            not any(
-                priority_from_labels(p.metadata.labels if p.metadata else None) > own.priority
-                for p in peers
-            )
-            and queue.priority_aging_seconds <= 0
-        ):
+        (§3.6, priority with aging).
+
+        Only two kinds of peer can outrank this run: one with a higher priority label, and
+        one whose queued steps have aged (the slot keeper knows the runs with queued steps).
+        The others are not looked at, so a pass stays cheap with many runs in the queue."""
+        meta = run.metadata
+        own_priority = priority_from_labels(meta.labels if meta else None)
+        own_key = f"{meta.namespace}/{meta.name}" if meta else ""
+        waiting = self.slots.waiting_runs()
+        candidates = []
+        for peer in self.runs.list(None, labels={keys.LABEL_QUEUE: queue_name}):
+            peer_meta = peer.metadata
+            if peer_meta is None:
+                continue
+            key = f"{peer_meta.namespace}/{peer_meta.name}"
+            if key == own_key:
+                continue
+            if priority_from_labels(peer_meta.labels) > own_priority or (
+                queue.priority_aging_seconds > 0 and key in waiting
+            ):
+                candidates.append(run_demand(peer))
+        if not candidates:
             return False
-        demands = [run_demand(peer) for peer in peers]
-        return higher_priority_waiting(own, demands, now, queue.priority_aging_seconds)
+        return higher_priority_waiting(
+            run_demand(run), candidates, now, queue.priority_aging_seconds
+        )
 
     def _record_pass(self, run: StoryRun, story: Story, queue: str, result: PassResult) -> None:
         if self.metrics is None or run.metadata is None:

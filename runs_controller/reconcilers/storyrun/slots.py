@@ -72,6 +72,10 @@ class SlotKeeper:
         self.unwait(request)
         self._waiting.setdefault("*" if global_scope else story_key, set()).add(request)
 
+    def waiting_runs(self) -> set[str]:
+        """`namespace/name` of every run with steps queued behind a limit or a priority."""
+        return {request.key for waiting in self._waiting.values() for request in waiting}
+
     def unwait(self, request: Request) -> None:
         for key in [k for k, waiting in self._waiting.items() if request in waiting]:
             self._waiting[key].discard(request)
