@@ -37,6 +37,7 @@ from tests.integration.storyrun_support import (  # noqa: E402
     create_story,
     fake_sdk,
     settings,
+    storyrun_reconciles,
     wait_for_phase,
 )
 
@@ -88,16 +89,6 @@ def _requests(registry: CollectorRegistry) -> dict[str, float]:
                 method = sample.labels["method"]
                 totals[method] = totals.get(method, 0.0) + sample.value
     return totals
-
-
-def _reconciles(registry: CollectorRegistry) -> float:
-    total = 0.0
-    for result in ("success", "error", "requeue", "requeue_after"):
-        value = registry.get_sample_value(
-            "controller_runtime_reconcile_total", {"controller": "storyrun", "result": result}
-        )
-        total += value or 0.0
-    return total
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -158,7 +149,7 @@ async def _bench(plane: ControlPlane, shape: str, runs: int) -> None:
             + f"; writes {writes / steps:.2f} (StepRun creates and StoryRun status applies, "
             "plus the per-run finalizer patch and RBAC applies)"
         )
-        _out(f"reconciles per StoryRun: {_reconciles(registry) / runs:.1f}")
+        _out(f"reconciles per StoryRun: {storyrun_reconciles(registry) / runs:.1f}")
         _out(f"CPU of this process (controller + SDK stand-in): {cpu:.1f} s in {elapsed:.1f} s")
         if latencies:
             _out(

@@ -270,6 +270,41 @@ def _ref_namespace(run: StoryRun, ref: EngramReference) -> str:
     return ref.namespace or _meta(run).namespace or ""
 
 
+def _steprun(
+    run_meta: ObjectMeta,
+    name: str,
+    step: Step,
+    *,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    template: EngramTemplate | None,
+    spec_input: Any,
+    timeout: str | None,
+    retry: RetryPolicy | None,
+    idempotency_key: str,
+) -> StepRun:
+    """The StepRun of an engram step or a parallel branch (no owner yet: the reconciler adds
+    the controller reference)."""
+    return StepRun(
+        metadata=ObjectMeta(
+            name=name,
+            namespace=run_meta.namespace,
+            labels=labels,
+            annotations=annotations or None,
+        ),
+        spec=StepRunSpec(
+            story_run_ref=StoryRunReference(name=run_meta.name or ""),
+            step_id=step.name,
+            engram_ref=step.ref,
+            template_generation=_template_generation(template),
+            input=spec_input,
+            timeout=timeout,
+            retry=retry,
+            idempotency_key=idempotency_key,
+        ),
+    )
+
+
 def build_engram_steprun(
     run: StoryRun,
     story: Story,
@@ -304,23 +339,17 @@ def build_engram_steprun(
     if isinstance(sized, LaunchError):
         return sized
     labels, annotations = _steprun_labels(run, story, queue_labels)
-    steprun = StepRun(
-        metadata=ObjectMeta(
-            name=name,
-            namespace=run_meta.namespace,
-            labels=labels,
-            annotations=annotations or None,
-        ),
-        spec=StepRunSpec(
-            story_run_ref=StoryRunReference(name=run_meta.name or ""),
-            step_id=step.name,
-            engram_ref=step.ref,
-            template_generation=_template_generation(template),
-            input=merged,
-            timeout=timeout,
-            retry=retry,
-            idempotency_key=_idempotency_key(run, step, variables),
-        ),
+    steprun = _steprun(
+        run_meta,
+        name,
+        step,
+        labels=labels,
+        annotations=annotations,
+        template=template,
+        spec_input=merged,
+        timeout=timeout,
+        retry=retry,
+        idempotency_key=_idempotency_key(run, step, variables),
     )
     size, limit = sized
     return StepRunLaunch(steprun, size, _near_limit(size, limit), limit)
@@ -535,24 +564,18 @@ def build_branch_stepruns(
         labels, annotations = _steprun_labels(run, story, queue_labels)
         labels[keys.LABEL_PARENT_STEP] = step.name
         template = templates.get(engram.spec.template_ref.name)
-        steprun = StepRun(
-            metadata=ObjectMeta(
-                name=name,
-                namespace=run_meta.namespace,
-                labels=labels,
-                annotations=annotations or None,
-            ),
-            spec=StepRunSpec(
-                story_run_ref=StoryRunReference(name=run_meta.name or ""),
-                step_id=branch.name,
-                engram_ref=branch.ref,
-                template_generation=_template_generation(template),
-                input=merged,
-                timeout=timeout,
-                retry=retry,
-                idempotency_key=steprun_idempotency_key(
-                    run_meta.namespace or "", run_meta.name or "", branch.name
-                ),
+        steprun = _steprun(
+            run_meta,
+            name,
+            branch,
+            labels=labels,
+            annotations=annotations,
+            template=template,
+            spec_input=merged,
+            timeout=timeout,
+            retry=retry,
+            idempotency_key=steprun_idempotency_key(
+                run_meta.namespace or "", run_meta.name or "", branch.name
             ),
         )
         size, limit = sized

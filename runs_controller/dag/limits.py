@@ -19,7 +19,6 @@ parallel step wider than `policy.concurrency`, stays queued: the limit is never 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from runs_controller.api.enums import TERMINAL_PHASES
 from runs_controller.engine.keys import DEFAULT_QUEUE, LABEL_QUEUE, LABEL_QUEUE_PRIORITY
+from runs_controller.engine.naming import safe_label_value
 from runs_controller.engine.operator_config import normalize_queue_name
 
 if TYPE_CHECKING:
@@ -51,8 +51,6 @@ QUEUED_PREFIXES = (
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
-_LABEL_MAX = 63
-_LABEL_HASH_CHARS = 10
 _DECIMAL = re.compile(r"[+-]?[0-9]+")
 _ONE_SECOND = datetime.timedelta(seconds=1)
 
@@ -106,33 +104,10 @@ def scheduling_decision(
     return SchedulingDecision(queue=queue, priority=priority)
 
 
-def label_value(value: str) -> str:
-    """A valid label value for a name (the reference's SafeLabelValue): lowercase `[a-z0-9]`
-    runs joined by single dashes; over 63 characters, a prefix and a sha256 suffix."""
-    out: list[str] = []
-    dash = False
-    for char in value.strip():
-        lowered = char.lower()[:1]  # Go's simple case mapping: U+0130 becomes a bare "i"
-        if ("a" <= lowered <= "z") or ("0" <= lowered <= "9"):
-            out.append(lowered)
-            dash = False
-        elif out and not dash:
-            out.append("-")
-            dash = True
-    name = "".join(out).strip("-")
-    if not name:
-        return "resource"
-    if len(name) <= _LABEL_MAX:
-        return name
-    suffix = hashlib.sha256(name.encode()).hexdigest()[:_LABEL_HASH_CHARS]
-    prefix = name[: _LABEL_MAX - 1 - _LABEL_HASH_CHARS].strip("-_.")
-    return f"{prefix}-{suffix}" if prefix else suffix
-
-
 def queue_labels(decision: SchedulingDecision) -> dict[str, str]:
     """The queue labels written on StoryRuns, StepRuns and sub-StoryRuns."""
     queue = normalize_queue_name(decision.queue) or DEFAULT_QUEUE
-    return {LABEL_QUEUE: label_value(queue), LABEL_QUEUE_PRIORITY: str(decision.priority)}
+    return {LABEL_QUEUE: safe_label_value(queue), LABEL_QUEUE_PRIORITY: str(decision.priority)}
 
 
 def priority_from_labels(labels: Mapping[str, str] | None) -> int:
@@ -294,7 +269,6 @@ __all__ = [
     "higher_priority_waiting",
     "is_queued_message",
     "is_queued_state",
-    "label_value",
     "priority_from_labels",
     "queue_labels",
     "queued_since",

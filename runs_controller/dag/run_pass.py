@@ -308,7 +308,7 @@ class _Pass:
 
     def _complete_parallel(self, step: Step, names: Sequence[str]) -> None:
         by_name = {sr.metadata.name: sr for sr in self.given.stepruns if sr.metadata is not None}
-        branches = {b.get("name"): b for b in _branches(step)}
+        branches = {b.name: b for b in _branch_steps(step)}
         failed: list[str] = []
         allowed = False
         for child in names:
@@ -317,8 +317,8 @@ class _Pass:
                 return
             assert steprun.status is not None  # noqa: S101 - final means a status
             if steprun.status.phase not in ("Succeeded", "Skipped"):
-                branch = branches.get(steprun.spec.step_id) or {}
-                if branch.get("allowFailure"):
+                branch = branches.get(steprun.spec.step_id)
+                if branch is not None and branch.allow_failure:
                     allowed = True
                 else:
                     failed.append(steprun.spec.step_id)
@@ -867,9 +867,9 @@ def _running(state: StepState) -> bool:
     return state.phase in RUNNING_PHASES and not is_queued_state(state)
 
 
-def _branches(step: Step) -> list[dict[str, Any]]:
-    raw = (step.with_ or {}).get("steps")
-    return [b for b in raw if isinstance(b, dict)] if isinstance(raw, list) else []
+def _branch_steps(step: Step) -> tuple[Step, ...]:
+    branches = launching.parallel_branches(step)
+    return () if isinstance(branches, launching.LaunchError) else branches
 
 
 def _slot_cost(step: Step) -> int:
@@ -877,7 +877,7 @@ def _slot_cost(step: Step) -> int:
     if step.ref is not None:
         return 1
     if step.type == "parallel":
-        return len(_branches(step))
+        return len(_branch_steps(step))
     return 0
 
 

@@ -34,6 +34,8 @@ from runs_controller.runtime.informer import Event, Informer, InformerOptions
 from runs_controller.runtime.manager import Manager
 from runs_controller.testing.wait import poll_until_async
 
+DONE = {"Succeeded", "Failed", "Compensated", "Timeout", "Finished"}
+"""The phases a StoryRun ends in."""
 TERMINAL = {
     "Succeeded",
     "Failed",
@@ -397,3 +399,32 @@ def step_phase(run: StoryRun, step: str) -> str | None:
     states = (run.status.step_states if run.status else None) or {}
     state = states.get(step)
     return state.phase if state is not None else None
+
+
+def engram_step(name: str, **extra: Any) -> dict[str, Any]:
+    """A Story step that runs the `echo` Engram (`create_engram`)."""
+    return {"name": name, "ref": {"name": "echo"}, **extra}
+
+
+def storyrun_reconciles(registry: CollectorRegistry) -> float:
+    """Reconciles the StoryRun controller finished, whatever their result."""
+    total = 0.0
+    for result in ("success", "error", "requeue", "requeue_after"):
+        value = registry.get_sample_value(
+            "controller_runtime_reconcile_total", {"controller": "storyrun", "result": result}
+        )
+        total += float(value or 0.0)
+    return total
+
+
+async def wait_until_deleted(
+    client: KubeClient, namespace: str, name: str, what: str, within: float = 30
+) -> None:
+    async def gone() -> bool | None:
+        try:
+            await get_run(client, namespace, name)
+        except NotFound:
+            return True
+        return None
+
+    await poll_until_async(gone, within=within, what=what)

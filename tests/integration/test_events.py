@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -25,12 +24,6 @@ from runs_controller.testing.wait import poll_until_async
 from tests.clocks import T0, ManualClock
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    async with KubeClient(await load_kubeconfig(kubeconfig)) as kube:
-        yield kube
 
 
 async def make_object(client: KubeClient, namespace: str, name: str = "subject") -> Resource:

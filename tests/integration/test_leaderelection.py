@@ -8,9 +8,7 @@ into the Lease by this same process (one clock), never the test's own sleeps.
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 import pytest
@@ -19,7 +17,7 @@ from runs_controller.api.codec import MicroTime
 from runs_controller.api.k8s import Lease, LeaseSpec
 from runs_controller.api.meta import ObjectMeta
 from runs_controller.kube.client import ClientOptions, KubeClient
-from runs_controller.kube.config import ClusterConfig, load_kubeconfig
+from runs_controller.kube.config import ClusterConfig
 from runs_controller.kube.resources import LEASES
 from runs_controller.runtime.leaderelection import (
     KubeLeaseLock,
@@ -33,12 +31,6 @@ from runs_controller.testing.wait import poll_until_async
 pytestmark = pytest.mark.timeout(60)
 
 LEASE = "runs-controller-leader"
-
-
-@pytest.fixture
-async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    async with KubeClient(await load_kubeconfig(kubeconfig)) as kube:
-        yield kube
 
 
 class RecordingLock(KubeLeaseLock):

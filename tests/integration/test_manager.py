@@ -3,9 +3,7 @@ readiness with every informer synced, a cache that never syncs, and leader fenci
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,12 +34,6 @@ pytestmark = pytest.mark.timeout(120)
 
 RUNS_KINDS = ("storyruns", "stepruns", "storytriggers", "effectclaims")
 READ_KINDS = ("stories", "engrams", "jobs")
-
-
-@pytest.fixture
-async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    async with KubeClient(await load_kubeconfig(kubeconfig)) as kube:
-        yield kube
 
 
 def _settings(namespace: str, **overrides: Any) -> ControllerSettings:

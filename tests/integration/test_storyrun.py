@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from runs_controller.api.k8s import Role, RoleBinding, ServiceAccount
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.resources import ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS
 from tests.integration.storyrun_support import (
     create_engram,
     create_run,
     create_story,
     echo_success,
+    engram_step,
     fake_sdk,
     get_run,
     list_stepruns,
@@ -25,16 +21,6 @@ from tests.integration.storyrun_support import (
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    async with KubeClient(await load_kubeconfig(kubeconfig)) as kube:
-        yield kube
-
-
-def engram_step(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "ref": {"name": "echo"}, **extra}
 
 
 DIAMOND = {

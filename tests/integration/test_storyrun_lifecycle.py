@@ -3,21 +3,16 @@ controller, against the real apiserver, with the test playing the SDK."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import anyio
 import pytest
 
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine import keys
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.config import load_kubeconfig
-from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STORY_RUNS
 from runs_controller.testing.wait import poll_until_async
 from tests.integration.storyrun_support import (
+    DONE,
     TERMINAL,
     FakeSdk,
     behaviour_by_step,
@@ -25,29 +20,20 @@ from tests.integration.storyrun_support import (
     create_run,
     create_story,
     echo_success,
+    engram_step,
     fake_sdk,
     get_run,
     list_stepruns,
     merge_patch_run,
     running_controller,
     step_phase,
+    storyrun_reconciles,
     wait_for_phase,
     wait_for_run,
+    wait_until_deleted,
 )
 
 pytestmark = pytest.mark.timeout(240)
-
-DONE = {"Succeeded", "Failed", "Compensated", "Timeout", "Finished"}
-
-
-@pytest.fixture
-async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    async with KubeClient(await load_kubeconfig(kubeconfig)) as kube:
-        yield kube
-
-
-def engram(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "ref": {"name": "echo"}, **extra}
 
 
 async def _steprun(client: KubeClient, namespace: str, step: str) -> StepRun | None:
@@ -62,7 +48,7 @@ async def test_cancel_during_a_running_step_signals_then_deletes_it_and_finishes
 ) -> None:
     await create_engram(client, namespace)
     story = {
-        "steps": [engram("slow"), engram("next", needs=["slow"])],
+        "steps": [engram_step("slow"), engram_step("next", needs=["slow"])],
         "policy": {"timeouts": {"gracefulShutdownTimeout": "1s"}},
     }
     await create_story(client, namespace, "cancelable", story)
@@ -99,19 +85,19 @@ async def test_cancel_of_a_finished_run_changes_nothing(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
-    await create_story(client, namespace, "quick", {"steps": [engram("one")]})
+    await create_story(client, namespace, "quick", {"steps": [engram_step("one")]})
     async with (
         running_controller(client, namespace) as manager,
         fake_sdk(client, namespace, echo_success),
     ):
         await create_run(client, namespace, "q1", "quick")
         done = await wait_for_phase(client, namespace, "q1", DONE)
-        before = _reconciles(manager)
+        before = storyrun_reconciles(manager.registry)
         # The cancel bumps the generation and wakes the run: wait for that reconcile to end.
         await merge_patch_run(client, namespace, "q1", {"spec": {"cancelRequested": True}})
 
         async def reconciled() -> bool | None:
-            return True if _reconciles(manager) > before else None
+            return True if storyrun_reconciles(manager.registry) > before else None
 
         await poll_until_async(reconciled, within=30, what="the cancel to be reconciled")
         after = await wait_for_phase(client, namespace, "q1", DONE)
@@ -120,22 +106,13 @@ async def test_cancel_of_a_finished_run_changes_nothing(
     assert after.status.finished_at == done.status.finished_at
 
 
-def _reconciles(manager: Any) -> float:
-    """Reconciles the StoryRun controller finished, whatever their result."""
-    total = 0.0
-    for result in ("success", "error", "requeue", "requeue_after"):
-        value = manager.registry.get_sample_value(
-            "controller_runtime_reconcile_total", {"controller": "storyrun", "result": result}
-        )
-        total += float(value or 0.0)
-    return total
-
-
 async def test_redrive_from_a_middle_step_reruns_exactly_it_and_its_dependents(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
-    story = {"steps": [engram("a"), engram("b", needs=["a"]), engram("c", needs=["b"])]}
+    story = {
+        "steps": [engram_step("a"), engram_step("b", needs=["a"]), engram_step("c", needs=["b"])]
+    }
     await create_story(client, namespace, "chain", story)
     async with (
         running_controller(client, namespace),
@@ -184,7 +161,7 @@ async def test_the_story_timeout_times_the_run_out_and_stops_its_steprun(
 ) -> None:
     await create_engram(client, namespace)
     story = {
-        "steps": [engram("forever")],
+        "steps": [engram_step("forever")],
         "policy": {"timeouts": {"story": "2s", "gracefulShutdownTimeout": "1s"}},
     }
     await create_story(client, namespace, "bounded", story)
@@ -220,9 +197,9 @@ async def test_an_invalid_story_fails_its_run_naming_step_and_field_while_others
         client,
         namespace,
         "bad-template",
-        {"steps": [engram("guarded", **{"if": "{{ nosuchfunc .inputs }}"})]},
+        {"steps": [engram_step("guarded", **{"if": "{{ nosuchfunc .inputs }}"})]},
     )
-    await create_story(client, namespace, "fine", {"steps": [engram("ok")]})
+    await create_story(client, namespace, "fine", {"steps": [engram_step("ok")]})
     async with running_controller(client, namespace), fake_sdk(client, namespace, echo_success):
         await create_run(client, namespace, "bad1", "bad-duration")
         await create_run(client, namespace, "bad2", "bad-template")
@@ -242,7 +219,10 @@ async def test_fifty_runs_with_concurrency_three_never_show_more_than_three_acti
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
-    story = {"steps": [engram("one"), engram("two", needs=["one"])], "policy": {"concurrency": 3}}
+    story = {
+        "steps": [engram_step("one"), engram_step("two", needs=["one"])],
+        "policy": {"concurrency": 3},
+    }
     await create_story(client, namespace, "limited", story)
     async with (
         running_controller(client, namespace, workers=4),
@@ -275,9 +255,9 @@ async def test_a_restart_mid_run_creates_no_duplicate_and_loses_no_decision(
     await create_engram(client, namespace)
     story = {
         "steps": [
-            engram("a"),
+            engram_step("a"),
             {"name": "approve", "type": "gate", "needs": ["a"]},
-            engram("b", needs=["approve"]),
+            engram_step("b", needs=["approve"]),
         ]
     }
     await create_story(client, namespace, "restartable", story)
@@ -311,13 +291,13 @@ async def test_a_lower_priority_run_waits_for_higher_priority_work_of_its_queue(
         client,
         namespace,
         "urgent",
-        {"steps": [engram("hot")], "policy": {"queue": "shared", "priority": 10}},
+        {"steps": [engram_step("hot")], "policy": {"queue": "shared", "priority": 10}},
     )
     await create_story(
         client,
         namespace,
         "relaxed",
-        {"steps": [engram("cold")], "policy": {"queue": "shared", "priority": 1}},
+        {"steps": [engram_step("cold")], "policy": {"queue": "shared", "priority": 1}},
     )
     held = {"hot": "hold"}
     async with (
@@ -350,7 +330,7 @@ async def test_a_full_redrive_deletes_every_child_and_runs_again(
 ) -> None:
     await create_engram(client, namespace)
     await create_story(
-        client, namespace, "twice", {"steps": [engram("a"), engram("b", needs=["a"])]}
+        client, namespace, "twice", {"steps": [engram_step("a"), engram_step("b", needs=["a"])]}
     )
     async with (
         running_controller(client, namespace),
@@ -386,7 +366,9 @@ async def test_children_go_after_the_ttl_and_the_run_after_its_retention(
 ) -> None:
     await create_engram(client, namespace)
     policy = {"execution": {"job": {"ttlSecondsAfterFinished": 1, "storyRunRetentionSeconds": 3}}}
-    await create_story(client, namespace, "short-lived", {"steps": [engram("a")], "policy": policy})
+    await create_story(
+        client, namespace, "short-lived", {"steps": [engram_step("a")], "policy": policy}
+    )
     async with running_controller(client, namespace), fake_sdk(client, namespace, echo_success):
         await create_run(client, namespace, "tmp", "short-lived")
         done = await wait_for_phase(client, namespace, "tmp", "Succeeded")
@@ -399,14 +381,7 @@ async def test_children_go_after_the_ttl_and_the_run_after_its_retention(
         )
         assert await list_stepruns(client, namespace) == []
 
-        async def run_gone() -> bool | None:
-            try:
-                await get_run(client, namespace, "tmp")
-            except NotFound:
-                return True
-            return None
-
-        await poll_until_async(run_gone, within=30, what="the run to be deleted after retention")
+        await wait_until_deleted(client, namespace, "tmp", "the run to be deleted after retention")
     assert done.status is not None and cleaned.status is not None
     assert done.status.finished_at is not None and cleaned.status.children_cleaned_at is not None
     assert cleaned.status.children_cleaned_at >= done.status.finished_at
@@ -416,7 +391,7 @@ async def test_deleting_a_run_deletes_its_children_first_then_releases_the_final
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
-    await create_story(client, namespace, "deletable", {"steps": [engram("held")]})
+    await create_story(client, namespace, "deletable", {"steps": [engram_step("held")]})
     async with (
         running_controller(client, namespace),
         fake_sdk(client, namespace, behaviour_by_step({"held": "hold"})),
@@ -430,12 +405,5 @@ async def test_deleting_a_run_deletes_its_children_first_then_releases_the_final
         assert keys.FINALIZER_STORYRUN in (run.metadata.finalizers or [])
         await client.delete(STORY_RUNS, "del", namespace)
 
-        async def run_gone() -> bool | None:
-            try:
-                await get_run(client, namespace, "del")
-            except NotFound:
-                return True
-            return None
-
-        await poll_until_async(run_gone, within=30, what="the run to be deleted")
+        await wait_until_deleted(client, namespace, "del", "the run to be deleted")
     assert await list_stepruns(client, namespace) == []

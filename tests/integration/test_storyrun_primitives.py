@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runs_controller.engine import keys
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.config import load_kubeconfig
 from tests.integration.storyrun_support import (
+    DONE,
     behaviour_by_step,
     create_engram,
     create_run,
     create_story,
     echo_success,
+    engram_step,
     fake_sdk,
     list_stepruns,
     merge_patch_run,
@@ -30,24 +29,14 @@ from tests.integration.storyrun_support import (
 
 pytestmark = pytest.mark.timeout(180)
 
-DONE = {"Succeeded", "Failed", "Compensated", "Timeout", "Finished"}
-
-
-@pytest.fixture
-async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    async with KubeClient(await load_kubeconfig(kubeconfig)) as kube:
-        yield kube
-
-
-def engram(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "ref": {"name": "echo"}, **extra}
-
 
 async def test_a_gate_approved_by_a_status_patch_is_acted_on_without_a_poll(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
-    story = {"steps": [{"name": "approve", "type": "gate"}, engram("after", needs=["approve"])]}
+    story = {
+        "steps": [{"name": "approve", "type": "gate"}, engram_step("after", needs=["approve"])]
+    }
     await create_story(client, namespace, "gated", story)
     async with running_controller(client, namespace), fake_sdk(client, namespace, echo_success):
         await create_run(client, namespace, "g1", "gated")
@@ -115,7 +104,7 @@ async def test_a_sleep_keeps_its_deadline_across_a_controller_restart(
     story = {
         "steps": [
             {"name": "nap", "type": "sleep", "with": {"duration": "4s"}},
-            engram("after", needs=["nap"]),
+            engram_step("after", needs=["nap"]),
         ]
     }
     await create_story(client, namespace, "sleepy", story)
@@ -154,7 +143,7 @@ async def test_a_wait_that_times_out_with_on_timeout_skip_lets_the_run_go_on(
                 "type": "wait",
                 "with": {"until": "{{ inputs.ready }}", "timeout": "2s", "onTimeout": "skip"},
             },
-            engram("after", needs=["hold"]),
+            engram_step("after", needs=["hold"]),
         ]
     }
     await create_story(client, namespace, "waiting", story)
@@ -174,17 +163,17 @@ async def test_a_stop_step_ends_the_run_as_ruled(
     await create_engram(client, namespace)
     story = {
         "steps": [
-            engram("first"),
+            engram_step("first"),
             {
                 "name": "halt",
                 "type": "stop",
                 "needs": ["first"],
                 "with": {"phase": "Failed", "message": "halted by input"},
             },
-            engram("never", needs=["halt"]),
+            engram_step("never", needs=["halt"]),
         ],
-        "compensations": [engram("undo")],
-        "finally": [engram("cleanup")],
+        "compensations": [engram_step("undo")],
+        "finally": [engram_step("cleanup")],
     }
     await create_story(client, namespace, "stopper", story)
     async with running_controller(client, namespace), fake_sdk(client, namespace, echo_success):
@@ -209,9 +198,9 @@ async def test_compensations_then_finally_run_in_order_after_a_failure(
 ) -> None:
     await create_engram(client, namespace)
     story = {
-        "steps": [engram("charge"), engram("ship", needs=["charge"])],
-        "compensations": [engram("refund")],
-        "finally": [engram("notify")],
+        "steps": [engram_step("charge"), engram_step("ship", needs=["charge"])],
+        "compensations": [engram_step("refund")],
+        "finally": [engram_step("notify")],
     }
     await create_story(client, namespace, "saga", story)
     sdk_behaviour = behaviour_by_step({"ship": "Failed"})
@@ -239,8 +228,8 @@ async def test_a_skipped_branch_does_not_block_its_join(
     story = {
         "steps": [
             {"name": "check", "type": "condition"},
-            engram("maybe", needs=["check"], **{"if": "{{ inputs.go }}"}),
-            engram("join", needs=["maybe"]),
+            engram_step("maybe", needs=["check"], **{"if": "{{ inputs.go }}"}),
+            engram_step("join", needs=["maybe"]),
         ]
     }
     await create_story(client, namespace, "branchy", story)
@@ -271,7 +260,7 @@ async def test_a_parallel_step_completes_when_every_branch_is_final(
                     ]
                 },
             },
-            engram("after", needs=["fan"]),
+            engram_step("after", needs=["fan"]),
         ]
     }
     await create_story(client, namespace, "fanout", story)
@@ -294,7 +283,7 @@ async def test_execute_story_waits_for_the_child_run_and_copies_its_phase(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
-    await create_story(client, namespace, "child", {"steps": [engram("inner")]})
+    await create_story(client, namespace, "child", {"steps": [engram_step("inner")]})
     story = {
         "steps": [
             {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +13,6 @@ from runs_controller.api.catalog.engramtemplate import EngramTemplate
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.config import load_kubeconfig
 from runs_controller.kube.errors import AlreadyExists
 from runs_controller.kube.resources import ENGRAM_TEMPLATES, ENGRAMS, STORIES, STORY_RUNS
 from tests.integration.storyrun_support import (
@@ -39,12 +36,6 @@ KINDS: dict[str, tuple[Any, type[Any]]] = {
     "Engram": (ENGRAMS, Engram),
     "Story": (STORIES, Story),
 }
-
-
-@pytest.fixture
-async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    async with KubeClient(await load_kubeconfig(kubeconfig)) as kube:
-        yield kube
 
 
 def _samples(namespace: str) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ from runs_controller.dag.limits import (
     higher_priority_waiting,
     is_queued_message,
     is_queued_state,
-    label_value,
     priority_from_labels,
     queue_labels,
     queued_since,
@@ -31,6 +30,7 @@ from runs_controller.dag.limits import (
     scheduling_decision,
     story_concurrency_limit,
 )
+from runs_controller.engine.naming import safe_label_value
 from runs_controller.engine.operator_config import OperatorConfig, parse_operator_config
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
@@ -135,8 +135,8 @@ def test_queue_labels() -> None:
         ),
     ],
 )
-def test_label_value_matches_the_reference(value: str, expected: str) -> None:
-    assert label_value(value) == expected
+def test_queue_label_value_matches_the_reference(value: str, expected: str) -> None:
+    assert safe_label_value(value) == expected
 
 
 def test_priority_from_labels_reads_an_int32_or_zero() -> None:

@@ -14,7 +14,7 @@ import msgspec
 
 from runs_controller.api.runs.storyrun import StoryRun, StoryRunStatus
 from runs_controller.dag.graph import build_graph
-from runs_controller.dag.states import counters
+from runs_controller.dag.states import counters, is_terminal
 from runs_controller.engine import keys
 from runs_controller.engine.durations import parse_go_duration
 from runs_controller.engine.finality import is_final
@@ -294,16 +294,7 @@ async def _redrive_from_step(
     if await delete_dependents(rec, stepruns, children):
         return Result()
     states = {k: v for k, v in (status.step_states or {}).items() if k not in affected}
-    was_terminal = status.phase in (
-        "Succeeded",
-        "Failed",
-        "Finished",
-        "Canceled",
-        "Compensated",
-        "Timeout",
-        "Aborted",
-        "Skipped",
-    )
+    was_terminal = is_terminal(status.phase)
     counts = counters(story.spec, states)
     reset: dict[str, Any] = {
         "step_states": states or None,

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from runs_controller.api.bubustack.story import Step, Story
 from runs_controller.api.codec import encode
 from runs_controller.api.runs.storyrun import StoryRun, StoryRunStatus
 from runs_controller.dag import launch as launching
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from runs_controller.api.bubustack.engram import Engram
+    from runs_controller.api.bubustack.story import Step, Story
     from runs_controller.api.catalog.engramtemplate import EngramTemplate
     from runs_controller.api.runs.steprun import StepRun
     from runs_controller.engine.operator_config import OperatorConfig, QueueConfig
@@ -660,22 +660,15 @@ def _cross_namespace_refusal(config: OperatorConfig, own: str, target: str) -> s
     return f"cross-namespace reference from {own} to Story in {target} is denied by policy"
 
 
-def _branch_steps(step: Step) -> list[Step]:
+def _branch_steps(step: Step) -> tuple[Step, ...]:
     if step.type != "parallel":
-        return []
-    raw = (step.with_ or {}).get("steps")
-    branches = []
-    for item in raw if isinstance(raw, list) else []:
-        try:
-            branches.append(msgspec.convert(item, Step))
-        except (msgspec.ValidationError, TypeError):
-            continue
-    return branches
+        return ()
+    branches = launching.parallel_branches(step)
+    return () if isinstance(branches, launching.LaunchError) else branches
 
 
 def _target_story(step: Step, namespace: str) -> tuple[str, str] | None:
-    ref = (step.with_ or {}).get("storyRef")
-    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+    config = launching.parse_execute_story(step)
+    if isinstance(config, launching.LaunchError):
         return None
-    target_ns = ref.get("namespace")
-    return (target_ns if isinstance(target_ns, str) and target_ns else namespace, ref["name"])
+    return (config.story_ref.namespace or namespace, config.story_ref.name)
