@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from runs_controller.observability.steprun_metrics import StepRunMetrics
 from runs_controller.observability.storyrun_metrics import StoryRunMetrics
 
 # controller-runtime reconcile_time buckets: 5 ms ... 60 s.
@@ -271,6 +272,7 @@ class RuntimeMetrics:
     informer: InformerMetrics
     writer: WriterMetrics
     storyrun: StoryRunMetrics
+    steprun: StepRunMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> RuntimeMetrics:
@@ -280,4 +282,5 @@ class RuntimeMetrics:
             informer=InformerMetrics.create(registry),
             writer=WriterMetrics.create(registry),
             storyrun=StoryRunMetrics.create(registry),
+            steprun=StepRunMetrics.create(registry),
         )
