@@ -5,7 +5,9 @@ A key with a value that does not parse keeps its default and is reported (key, v
 one typo never stops the controller or silently changes another setting. Keys this controller
 does not use are ignored: the reference's ConfigMap carries many for other controllers. Where
 the reference refuses the whole ConfigMap (a negative queue limit, an invalid queue name, a
-requeue base delay under 10ms), only that key is refused here.
+requeue base delay under 10ms, a `security.run-as-user` that is not a positive integer), only
+that key is refused here. Booleans read true/false/1/0/yes/no in any case (the reference takes
+only the exact `true` as true for `security.*` and `debug.*` and everything else as false).
 
 Scheduling queues are open-ended keys, `storyrun.queue.<queue>.<field>`; the queue name is
 trimmed and lowercased as the reference does, and a queue the ConfigMap does not name has no
@@ -31,6 +33,11 @@ MIN_REQUEUE_DELAY_SECONDS = 0.01
 QUEUE_KEY_PREFIX = "storyrun.queue."
 
 _DECIMAL = re.compile(r"[+-]?[0-9]+")
+# resource.ParseQuantity: a signed decimal, then a binary-SI, decimal-SI or integer-exponent suffix.
+_QUANTITY = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+PULL_POLICIES = ("Always", "Never", "IfNotPresent")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+INT64_MAX = (1 << 63) - 1
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -96,10 +103,81 @@ class OperatorConfig:
     storyrun_max_concurrent_reconciles: int = 8
     """`storyrun.max-concurrent-reconciles`: StoryRun workers."""
 
+    # ---- Engram Jobs: image, resources, security, pod settings (controller-behaviour 4.4/4.5)
+    image_pull_policy: str = "IfNotPresent"
+    """`images.pull-policy`: Always, Never or IfNotPresent."""
+    default_cpu_request: str = "100m"
+    """`resources.default.cpu-request` (a resource quantity)."""
+    default_cpu_limit: str = "500m"
+    """`resources.default.cpu-limit`."""
+    default_memory_request: str = "128Mi"
+    """`resources.default.memory-request`."""
+    default_memory_limit: str = "512Mi"
+    """`resources.default.memory-limit`."""
+    engram_cpu_request: str = ""
+    """`resources.engram.cpu-request` (empty: unset); wins over `resources.default.*`."""
+    engram_cpu_limit: str = ""
+    """`resources.engram.cpu-limit`."""
+    engram_memory_request: str = ""
+    """`resources.engram.memory-request`."""
+    engram_memory_limit: str = ""
+    """`resources.engram.memory-limit`."""
+    run_as_non_root: bool = False
+    """`security.run-as-non-root`: pod securityContext.runAsNonRoot of Engram pods."""
+    read_only_root_filesystem: bool = False
+    """`security.read-only-root-filesystem`."""
+    allow_privilege_escalation: bool = False
+    """`security.allow-privilege-escalation`."""
+    run_as_user: int = 0
+    """`security.run-as-user` (0: unset; a set value must be positive)."""
+    automount_service_account_token: bool = False
+    """`security.automount-service-account-token` (batch pods force it on regardless)."""
+    service_account_name: str = ""
+    """`security.service-account-name`: the trusted ServiceAccount of every Engram pod
+    (empty: the per-StoryRun engram-runner)."""
+    drop_capabilities: tuple[str, ...] = ("ALL",)
+    """`security.drop-capabilities`: comma-separated, upper-cased; none given means ALL."""
+    job_restart_policy: str = "Never"
+    """`job.restart-policy`: Always, OnFailure or Never."""
+    engram_default_max_recursion_depth: int = 32
+    """`engram.default-max-recursion-depth`: BUBU_MAX_RECURSION_DEPTH unless the Story sets one."""
+    engram_default_grpc_port: int = 50051
+    """`engram.default-grpc-port`: BUBU_GRPC_PORT."""
+    engram_default_storage_timeout_seconds: int = 300
+    """`engram.default-storage-timeout-seconds`: BUBU_STORAGE_TIMEOUT."""
+    engram_default_termination_grace_period_seconds: int = 30
+    """`engram.default-termination-grace-period-seconds`: the pod's grace period."""
+    engram_default_max_recv_msg_bytes: int = 10 * 1024 * 1024
+    """`engram.default-max-recv-msg-bytes`: BUBU_GRPC_(CLIENT_)MAX_RECV_BYTES."""
+    engram_default_max_send_msg_bytes: int = 10 * 1024 * 1024
+    """`engram.default-max-send-msg-bytes`: BUBU_GRPC_(CLIENT_)MAX_SEND_BYTES."""
+    engram_default_dial_timeout_seconds: int = 10
+    """`engram.default-dial-timeout-seconds`: BUBU_GRPC_DIAL_TIMEOUT."""
+    engram_default_channel_buffer_size: int = 16
+    """`engram.default-channel-buffer-size`: BUBU_GRPC_CHANNEL_BUFFER_SIZE."""
+    engram_default_reconnect_max_retries: int = 10
+    """`engram.default-reconnect-max-retries` (0 is accepted but exported as 10, as the
+    reference does): BUBU_GRPC_RECONNECT_MAX_RETRIES."""
+    engram_default_reconnect_base_backoff_millis: int = 500
+    """`engram.default-reconnect-base-backoff-millis`: BUBU_GRPC_RECONNECT_BASE_BACKOFF."""
+    engram_default_reconnect_max_backoff_seconds: int = 30
+    """`engram.default-reconnect-max-backoff-seconds`: BUBU_GRPC_RECONNECT_MAX_BACKOFF."""
+    engram_default_hang_timeout_seconds: int = 0
+    """`engram.default-hang-timeout-seconds` (a set value must be positive):
+    BUBU_GRPC_HANG_TIMEOUT."""
+    engram_default_message_timeout_seconds: int = 30
+    """`engram.default-message-timeout-seconds`: BUBU_GRPC_MESSAGE_TIMEOUT and
+    BUBU_GRPC_CHANNEL_SEND_TIMEOUT."""
+    verbose_logging: bool = False
+    """`debug.enable-verbose-logging` (the controller's own logs; it does not set BUBU_DEBUG)."""
+
     def queue_config(self, queue: str) -> QueueConfig:
         """A queue's settings by any spelling of its name (empty: the default queue)."""
         name = normalize_queue_name(queue) or DEFAULT_QUEUE
         return self.queues.get(name, _UNCONFIGURED_QUEUE)
+
+
+Parser = Callable[[str], Any]
 
 
 def _decimal(text: str) -> int:
@@ -154,6 +232,48 @@ def _bool(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def is_quantity(text: str) -> bool:
+    """Whether Go's `resource.ParseQuantity` accepts `text` (no surrounding spaces allowed)."""
+    return _QUANTITY.fullmatch(text) is not None
+
+
+def _quantity(text: str) -> str:
+    if not is_quantity(text):
+        raise ValueError("must be a resource quantity (e.g. 100m, 1, 512Mi)")
+    return text
+
+
+def _optional_quantity(text: str) -> str:
+    """A `resources.engram.*` value: the reference trims it, and empty means unset."""
+    return "" if not text.strip() else _quantity(text)
+
+
+def _one_of(choices: tuple[str, ...]) -> Parser:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _run_as_user(text: str) -> int:
+    value = _positive_int(text)
+    if value > INT64_MAX:
+        raise ValueError(f"must be at most {INT64_MAX}")
+    return value
+
+
+def _capabilities(text: str) -> tuple[str, ...]:
+    """Comma-separated capability names, trimmed and upper-cased; none left means ALL."""
+    names = tuple(part.strip().upper() for part in text.split(",") if part.strip())
+    return names or ("ALL",)
+
+
+def _text(text: str) -> str:
+    return text
+
+
 def _policy(text: str) -> str:
     value = text.strip().lower()
     if value not in CROSS_NAMESPACE_POLICIES:
@@ -161,7 +281,6 @@ def _policy(text: str) -> str:
     return value
 
 
-Parser = Callable[[str], Any]
 _DEFAULTS = OperatorConfig()
 
 # key -> (field, parser, what 0 means: None keeps a literal 0)
@@ -210,6 +329,77 @@ KEYS: dict[str, tuple[str, Parser, Any]] = {
         _positive_int,
         None,
     ),
+    "images.pull-policy": ("image_pull_policy", _one_of(PULL_POLICIES), None),
+    "resources.default.cpu-request": ("default_cpu_request", _quantity, None),
+    "resources.default.cpu-limit": ("default_cpu_limit", _quantity, None),
+    "resources.default.memory-request": ("default_memory_request", _quantity, None),
+    "resources.default.memory-limit": ("default_memory_limit", _quantity, None),
+    "resources.engram.cpu-request": ("engram_cpu_request", _optional_quantity, None),
+    "resources.engram.cpu-limit": ("engram_cpu_limit", _optional_quantity, None),
+    "resources.engram.memory-request": ("engram_memory_request", _optional_quantity, None),
+    "resources.engram.memory-limit": ("engram_memory_limit", _optional_quantity, None),
+    "security.run-as-non-root": ("run_as_non_root", _bool, None),
+    "security.read-only-root-filesystem": ("read_only_root_filesystem", _bool, None),
+    "security.allow-privilege-escalation": ("allow_privilege_escalation", _bool, None),
+    "security.run-as-user": ("run_as_user", _run_as_user, None),
+    "security.automount-service-account-token": ("automount_service_account_token", _bool, None),
+    "security.service-account-name": ("service_account_name", _text, None),
+    "security.drop-capabilities": ("drop_capabilities", _capabilities, None),
+    "job.restart-policy": ("job_restart_policy", _one_of(RESTART_POLICIES), None),
+    "engram.default-max-recursion-depth": (
+        "engram_default_max_recursion_depth",
+        _positive_int,
+        None,
+    ),
+    "engram.default-grpc-port": ("engram_default_grpc_port", _positive_int, None),
+    "engram.default-storage-timeout-seconds": (
+        "engram_default_storage_timeout_seconds",
+        _positive_int,
+        None,
+    ),
+    "engram.default-termination-grace-period-seconds": (
+        "engram_default_termination_grace_period_seconds",
+        _positive_int,
+        None,
+    ),
+    "engram.default-max-recv-msg-bytes": ("engram_default_max_recv_msg_bytes", _positive_int, None),
+    "engram.default-max-send-msg-bytes": ("engram_default_max_send_msg_bytes", _positive_int, None),
+    "engram.default-dial-timeout-seconds": (
+        "engram_default_dial_timeout_seconds",
+        _positive_int,
+        None,
+    ),
+    "engram.default-channel-buffer-size": (
+        "engram_default_channel_buffer_size",
+        _positive_int,
+        None,
+    ),
+    "engram.default-reconnect-max-retries": (
+        "engram_default_reconnect_max_retries",
+        _non_negative_int,
+        None,
+    ),
+    "engram.default-reconnect-base-backoff-millis": (
+        "engram_default_reconnect_base_backoff_millis",
+        _positive_int,
+        None,
+    ),
+    "engram.default-reconnect-max-backoff-seconds": (
+        "engram_default_reconnect_max_backoff_seconds",
+        _positive_int,
+        None,
+    ),
+    "engram.default-hang-timeout-seconds": (
+        "engram_default_hang_timeout_seconds",
+        _positive_int,
+        None,
+    ),
+    "engram.default-message-timeout-seconds": (
+        "engram_default_message_timeout_seconds",
+        _positive_int,
+        None,
+    ),
+    "debug.enable-verbose-logging": ("verbose_logging", _bool, None),
 }
 
 # storyrun.queue.<name>.<suffix> -> QueueConfig field
@@ -283,10 +473,13 @@ def parse_operator_config(data: Mapping[str, str] | None) -> tuple[OperatorConfi
 __all__ = [
     "DEFAULT_QUEUES",
     "KEYS",
+    "PULL_POLICIES",
     "QUEUE_FIELDS",
     "QUEUE_KEY_PREFIX",
+    "RESTART_POLICIES",
     "OperatorConfig",
     "QueueConfig",
+    "is_quantity",
     "normalize_queue_name",
     "parse_operator_config",
 ]

@@ -11,6 +11,7 @@ from runs_controller.engine.operator_config import (
     QUEUE_FIELDS,
     OperatorConfig,
     QueueConfig,
+    is_quantity,
     parse_operator_config,
 )
 
@@ -202,3 +203,157 @@ def test_integers_are_read_like_go() -> None:
     ]
     assert "must be positive" in problems[0]
     assert "must be an integer" in problems[1]
+
+
+def test_engram_job_defaults_are_the_reference_compiled_defaults() -> None:
+    config = OperatorConfig()
+    assert config.image_pull_policy == "IfNotPresent"
+    assert (config.default_cpu_request, config.default_cpu_limit) == ("100m", "500m")
+    assert (config.default_memory_request, config.default_memory_limit) == ("128Mi", "512Mi")
+    assert (config.engram_cpu_request, config.engram_memory_limit) == ("", "")
+    assert (config.run_as_non_root, config.read_only_root_filesystem) == (False, False)
+    assert (config.allow_privilege_escalation, config.run_as_user) == (False, 0)
+    assert (config.automount_service_account_token, config.service_account_name) == (False, "")
+    assert config.drop_capabilities == ("ALL",)
+    assert config.job_restart_policy == "Never"
+    assert config.engram_default_max_recursion_depth == 32
+    assert config.engram_default_grpc_port == 50051
+    assert config.engram_default_storage_timeout_seconds == 300
+    assert config.engram_default_termination_grace_period_seconds == 30
+    assert config.engram_default_max_recv_msg_bytes == config.engram_default_max_send_msg_bytes
+    assert config.engram_default_max_recv_msg_bytes == 10 * 1024 * 1024
+    assert (
+        config.engram_default_dial_timeout_seconds,
+        config.engram_default_channel_buffer_size,
+    ) == (
+        10,
+        16,
+    )
+    assert config.engram_default_reconnect_max_retries == 10
+    assert config.engram_default_reconnect_base_backoff_millis == 500
+    assert config.engram_default_reconnect_max_backoff_seconds == 30
+    assert config.engram_default_hang_timeout_seconds == 0
+    assert config.engram_default_message_timeout_seconds == 30
+    assert config.verbose_logging is False
+
+
+def test_engram_job_keys_override_the_defaults() -> None:
+    config, problems = parse_operator_config(
+        {
+            "images.pull-policy": "Always",
+            "resources.default.cpu-request": "0.5",
+            "resources.default.memory-limit": "1Gi",
+            "resources.engram.cpu-limit": "1",
+            "resources.engram.memory-request": "",
+            "security.run-as-non-root": "true",
+            "security.read-only-root-filesystem": "TRUE",
+            "security.allow-privilege-escalation": "false",
+            "security.run-as-user": "1000",
+            "security.automount-service-account-token": "true",
+            "security.service-account-name": "engram-pods",
+            "security.drop-capabilities": "net_raw, sys_admin",
+            "job.restart-policy": "OnFailure",
+            "engram.default-max-recursion-depth": "16",
+            "engram.default-grpc-port": "9000",
+            "engram.default-storage-timeout-seconds": "60",
+            "engram.default-termination-grace-period-seconds": "5",
+            "engram.default-max-recv-msg-bytes": "1024",
+            "engram.default-max-send-msg-bytes": "2048",
+            "engram.default-dial-timeout-seconds": "3",
+            "engram.default-channel-buffer-size": "4",
+            "engram.default-reconnect-max-retries": "0",
+            "engram.default-reconnect-base-backoff-millis": "100",
+            "engram.default-reconnect-max-backoff-seconds": "7",
+            "engram.default-hang-timeout-seconds": "8",
+            "engram.default-message-timeout-seconds": "9",
+            "debug.enable-verbose-logging": "true",
+        }
+    )
+    assert problems == []
+    assert config.image_pull_policy == "Always"
+    assert (config.default_cpu_request, config.default_memory_limit) == ("0.5", "1Gi")
+    assert (config.engram_cpu_limit, config.engram_memory_request) == ("1", "")
+    assert (config.run_as_non_root, config.read_only_root_filesystem) == (True, True)
+    assert (config.allow_privilege_escalation, config.run_as_user) == (False, 1000)
+    assert config.automount_service_account_token is True
+    assert config.service_account_name == "engram-pods"
+    assert config.drop_capabilities == ("NET_RAW", "SYS_ADMIN")
+    assert config.job_restart_policy == "OnFailure"
+    assert config.engram_default_max_recursion_depth == 16
+    assert config.engram_default_grpc_port == 9000
+    assert config.engram_default_storage_timeout_seconds == 60
+    assert config.engram_default_termination_grace_period_seconds == 5
+    assert (config.engram_default_max_recv_msg_bytes, config.engram_default_max_send_msg_bytes) == (
+        1024,
+        2048,
+    )
+    assert (
+        config.engram_default_dial_timeout_seconds,
+        config.engram_default_channel_buffer_size,
+    ) == (
+        3,
+        4,
+    )
+    assert config.engram_default_reconnect_max_retries == 0
+    assert config.engram_default_reconnect_base_backoff_millis == 100
+    assert config.engram_default_reconnect_max_backoff_seconds == 7
+    assert config.engram_default_hang_timeout_seconds == 8
+    assert config.engram_default_message_timeout_seconds == 9
+    assert config.verbose_logging is True
+
+
+def test_bad_engram_job_values_are_refused_one_by_one() -> None:
+    config, problems = parse_operator_config(
+        {
+            "images.pull-policy": "always",
+            "resources.default.cpu-request": "half",
+            "resources.engram.memory-limit": " 1Gi",
+            "security.run-as-user": "0",
+            "security.run-as-non-root": "sure",
+            "security.drop-capabilities": " , ",
+            "job.restart-policy": "Sometimes",
+            "engram.default-hang-timeout-seconds": "0",
+            "engram.default-reconnect-max-retries": "-1",
+        }
+    )
+    assert config == dataclasses.replace(OperatorConfig(), drop_capabilities=("ALL",))
+    assert [p.split(":")[0] for p in problems] == [
+        "engram.default-hang-timeout-seconds",
+        "engram.default-reconnect-max-retries",
+        "images.pull-policy",
+        "job.restart-policy",
+        "resources.default.cpu-request",
+        "resources.engram.memory-limit",
+        "security.run-as-non-root",
+        "security.run-as-user",
+    ]
+    assert "must be one of Always, Never, IfNotPresent" in problems[2]
+    assert "must be a resource quantity" in problems[4]
+    assert "must be positive" in problems[7]
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("100m", True),
+        ("0.5", True),
+        ("1", True),
+        ("+1.5Gi", True),
+        ("512Mi", True),
+        ("1e3", True),
+        ("1E-2", True),
+        (".5", True),
+        ("1.", True),
+        ("-1", True),
+        ("", False),
+        ("1K", False),
+        ("1ki", False),
+        ("1 Gi", False),
+        (" 1", False),
+        ("1e.5", False),
+        ("abc", False),
+        ("1Gib", False),
+    ],
+)
+def test_quantities_are_read_like_go(text: str, valid: bool) -> None:
+    assert is_quantity(text) is valid
