@@ -285,12 +285,18 @@ def _steprun(
 ) -> StepRun:
     """The StepRun of an engram step or a parallel branch (no owner yet: the reconciler adds
     the controller reference)."""
+    if (template is not None and template.spec.output_schema) or step.post_execution:
+        # Checks follow a reported success (ruling 5): until the StepRun controller confirms
+        # it, the success is not final for the run.
+        annotations = {**annotations, keys.ANNOTATION_VERIFY_SUCCESS: "true"}
     return StepRun(
         metadata=ObjectMeta(
             name=name,
             namespace=run_meta.namespace,
             labels=labels,
             annotations=annotations or None,
+            # Born with the StepRun controller's finalizer: no PATCH per step to add it.
+            finalizers=[keys.FINALIZER_STEPRUN],
         ),
         spec=StepRunSpec(
             story_run_ref=StoryRunReference(name=run_meta.name or ""),

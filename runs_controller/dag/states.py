@@ -15,7 +15,7 @@ from runs_controller.api.meta import Condition
 from runs_controller.api.runs.storyrun import StepState, StoryRun
 from runs_controller.dag.graph import normalize_alias
 from runs_controller.dag.limits import is_queued_message
-from runs_controller.engine.finality import is_final
+from runs_controller.engine.finality import is_final, success_unconfirmed
 
 if TYPE_CHECKING:
     import datetime
@@ -42,6 +42,7 @@ DEFAULT_REASONS = {
     "Failed": "ExecutionFailed",
 }
 RETRY_SCHEDULED_MESSAGE = "Retry scheduled after a retryable failure"
+VERIFYING_MESSAGE = "Verifying the reported success (output schema, postExecution)"
 
 
 def is_terminal(phase: str | None) -> bool:
@@ -120,9 +121,11 @@ def sync_from_stepruns(
         if current is not None and is_terminal(current.phase):
             continue  # a terminal state is final for the run (ruling 24): a StepRun stopped
             # after its step was skipped (stop, fail-fast) does not rewrite it
-        retrying = phase == "Running" and is_terminal(status.phase)
-        if retrying:
-            message: str | None = RETRY_SCHEDULED_MESSAGE
+        pending = phase == "Running" and is_terminal(status.phase)
+        if pending and success_unconfirmed(steprun):
+            message: str | None = VERIFYING_MESSAGE
+        elif pending:
+            message = RETRY_SCHEDULED_MESSAGE
         elif status.last_failure_msg:
             message = status.last_failure_msg
         else:

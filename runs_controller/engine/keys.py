@@ -41,6 +41,9 @@ ANNOTATION_PARENT_STORYRUN: Final = "bubustack.io/parent-storyrun"
 ANNOTATION_JOB_UID: Final = "runs.bubustack.io/job-uid"
 ANNOTATION_RESTART_COUNT: Final = "runs.bubustack.io/restart-count"
 ANNOTATION_RESTARTED_AT: Final = "runs.bubustack.io/restarted-at"
+ANNOTATION_VERIFY_SUCCESS: Final = "runs.bubustack.io/verify-success"
+"""Ours (not the reference's): the step has checks that run after a reported success (an
+output schema, a postExecution condition), so a success is final only once confirmed."""
 
 # Finalizers.
 FINALIZER_STORYRUN: Final = "storyrun.bubustack.io/finalizer"

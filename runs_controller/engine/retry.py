@@ -22,6 +22,7 @@ __all__ = [
     "classify_exit_code",
     "compute_retry_delay",
     "is_retryable_exit_class",
+    "jittered_requeue_delay",
     "retry_message",
 ]
 
@@ -132,3 +133,12 @@ def compute_retry_delay(
 def retry_message(delay_ns: int, attempt: int, max_retries: int) -> str:
     """The StepRun status message of a scheduled retry, e.g. `Retrying in 2s (attempt 2/3)`."""
     return f"Retrying in {format_go_duration(delay_ns)} (attempt {attempt}/{max_retries})"
+
+
+def jittered_requeue_delay(
+    base_seconds: float, max_seconds: float, *, rng: random.Random | None = None
+) -> float:
+    """The "check again later" delay of a waiting reconcile (§1.4): `base` plus up to half of
+    it at random, capped at `max`, at least 10 ms."""
+    draw = (rng or _RNG).random()
+    return max(MIN_RETRY_DELAY_NS / 1e9, min(base_seconds + draw * 0.5 * base_seconds, max_seconds))

@@ -9,6 +9,7 @@ from runs_controller.runtime.store import index_by_label, object_key
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from runs_controller.api.bubustack.engram import Engram
     from runs_controller.api.runs.steprun import StepRun
     from runs_controller.api.runs.storyrun import StoryRun
 
@@ -19,6 +20,8 @@ STORYRUN_INDEX = "storyrun"
 """StepRuns by the StoryRun label."""
 ENGRAM_INDEX = "engram"
 """StepRuns by the `namespace/name` of their Engram."""
+TEMPLATE_INDEX = "template"
+"""Engrams by the name of their EngramTemplate (cluster-scoped)."""
 
 
 def storyrun_story(run: StoryRun) -> Iterable[str]:
@@ -35,6 +38,10 @@ def steprun_engram(step: StepRun) -> Iterable[str]:
     return [object_key(ref.namespace or (meta.namespace if meta is not None else None), ref.name)]
 
 
+def engram_template(engram: Engram) -> Iterable[str]:
+    return [engram.spec.template_ref.name]
+
+
 steprun_storyrun = index_by_label(STORYRUN_LABEL)
 
 __all__ = [
@@ -42,6 +49,8 @@ __all__ = [
     "STORYRUN_INDEX",
     "STORYRUN_LABEL",
     "STORY_INDEX",
+    "TEMPLATE_INDEX",
+    "engram_template",
     "steprun_engram",
     "steprun_storyrun",
     "storyrun_story",

@@ -12,6 +12,8 @@ from runs_controller.api.runs.effectclaim import EffectClaim
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.api.runs.storytrigger import StoryTrigger
+from runs_controller.dag.states import is_terminal
+from runs_controller.engine import keys
 from runs_controller.kube.resources import (
     EFFECT_CLAIMS,
     ENGRAM_TEMPLATES,
@@ -26,11 +28,19 @@ from runs_controller.reconcilers.indexes import (
     ENGRAM_INDEX,
     STORY_INDEX,
     STORYRUN_INDEX,
+    TEMPLATE_INDEX,
+    engram_template,
     steprun_engram,
     steprun_storyrun,
     storyrun_story,
 )
 from runs_controller.reconcilers.observe import ObservingReconciler
+from runs_controller.reconcilers.steprun.predicates import (
+    job_changed,
+    spec_changed,
+    steprun_changed,
+)
+from runs_controller.reconcilers.steprun.reconciler import StepRunReconciler
 from runs_controller.reconcilers.storyrun.predicates import child_run_changed, storyrun_changed
 from runs_controller.reconcilers.storyrun.reconciler import StoryRunReconciler
 from runs_controller.runtime.builder import ControllerBuilder
@@ -69,6 +79,31 @@ def runs_waiting_in(runs: CacheReader[StoryRun], obj: Any) -> list[Request]:
     ]
 
 
+def stepruns_waiting_for(steps: CacheReader[StepRun], engram: Engram) -> list[Request]:
+    """An Engram event wakes its unfinished StepRuns (one Blocked waiting for it, say)."""
+    meta = engram.metadata
+    if meta is None or not meta.name:
+        return []
+    return [
+        Request(step.metadata.namespace or "", step.metadata.name or "")
+        for step in steps.by_index(ENGRAM_INDEX, object_key(meta.namespace, meta.name))
+        if step.metadata is not None and not is_terminal(step.status.phase if step.status else None)
+    ]
+
+
+def stepruns_of_template(
+    engrams: CacheReader[Engram], steps: CacheReader[StepRun], template: EngramTemplate
+) -> list[Request]:
+    """An EngramTemplate event wakes the unfinished StepRuns of the Engrams that use it."""
+    meta = template.metadata
+    if meta is None or not meta.name:
+        return []
+    requests: list[Request] = []
+    for engram in engrams.by_index(TEMPLATE_INDEX, meta.name):
+        requests.extend(stepruns_waiting_for(steps, engram))
+    return requests
+
+
 def _storyrun(manager: Manager) -> Controller:
     builder = ControllerBuilder(manager, "storyrun", workers=8)
     runs = builder.for_(
@@ -77,7 +112,9 @@ def _storyrun(manager: Manager) -> Controller:
     stepruns = builder.owns(STEP_RUNS, StepRun, indexers={STORYRUN_INDEX: steprun_storyrun})
     builder.owns(STORY_RUNS, StoryRun, predicate=child_run_changed)
     stories = builder.watches(STORIES, Story, lambda story: runs_of_story(runs, story))
-    engrams = builder.watches(ENGRAMS, Engram, lambda engram: runs_waiting_in(runs, engram))
+    engrams = builder.watches(
+        ENGRAMS, Engram, lambda engram: runs_waiting_in(runs, engram), predicate=spec_changed
+    )
     templates = builder.reads(ENGRAM_TEMPLATES, EngramTemplate)
     reconciler = StoryRunReconciler(
         builder.kit,
@@ -101,12 +138,39 @@ def _storyrun(manager: Manager) -> Controller:
 
 def _steprun(manager: Manager) -> Controller:
     builder = ControllerBuilder(manager, "steprun", workers=15)
-    steps = builder.for_(STEP_RUNS, StepRun, indexers={ENGRAM_INDEX: steprun_engram})
-    builder.owns(JOBS, Job)
-    builder.reads(STORY_RUNS, StoryRun)
-    builder.reads(ENGRAMS, Engram)
-    builder.reads(ENGRAM_TEMPLATES, EngramTemplate)
-    return builder.complete(ObservingReconciler("StepRun", steps, builder.kit))
+    steps = builder.for_(
+        STEP_RUNS,
+        StepRun,
+        predicate=steprun_changed,
+        indexers={ENGRAM_INDEX: steprun_engram, STORYRUN_INDEX: steprun_storyrun},
+    )
+    jobs = builder.owns(JOBS, Job, predicate=job_changed, label_selector=keys.LABEL_STEPRUN)
+    runs = builder.reads(STORY_RUNS, StoryRun)
+    stories = builder.reads(STORIES, Story)
+    engrams = builder.watches(
+        ENGRAMS,
+        Engram,
+        lambda engram: stepruns_waiting_for(steps, engram),
+        predicate=spec_changed,
+        indexers={TEMPLATE_INDEX: engram_template},
+    )
+    templates = builder.watches(
+        ENGRAM_TEMPLATES,
+        EngramTemplate,
+        lambda template: stepruns_of_template(engrams, steps, template),
+        predicate=spec_changed,
+    )
+    reconciler = StepRunReconciler(
+        builder.kit,
+        steps=steps,
+        jobs=jobs,
+        runs=runs,
+        stories=stories,
+        engrams=engrams,
+        templates=templates,
+        metrics=manager.metrics.steprun,
+    )
+    return builder.complete(reconciler)
 
 
 def _storytrigger(manager: Manager) -> Controller:

@@ -104,10 +104,14 @@ class ControllerBuilder:
         *,
         predicate: Predicate | None = None,
         indexers: Mapping[str, IndexFunc[T]] | None = None,
+        label_selector: str | None = None,
     ) -> CacheReader[T]:
-        """Children this controller creates: each event enqueues their controlling owner."""
+        """Children this controller creates: each event enqueues their controlling owner.
+        `label_selector` keeps the cache to our children (our Jobs, not every Job)."""
         owner = self._require_for("owns")
-        reader = self._manager.cache.reader(resource, type, indexers=indexers)
+        reader = self._manager.cache.reader(
+            resource, type, indexers=indexers, label_selector=label_selector
+        )
         self._pending.append(
             (
                 reader,

@@ -5,8 +5,9 @@ Every controller writes status the same way (ruling 19): an apply of the whole s
 it owns, under the one field manager `runs-controller`, forced, on `/status`. Fields written by
 others (the SDK's merge patches) are never in the body and so never touched. An apply to the
 status of an object that is gone fails with NotFound (it never creates one). The status
-subresource ignores metadata, so a UID in the body would not stop an apply that races with a
-delete and re-create under the same name: the runs kinds carry finalizers, so their controllers
+subresource ignores metadata other than the resourceVersion precondition (optional, see
+`apply`), so a UID in the body would not stop an apply that races with a delete and re-create
+under the same name: the runs kinds carry finalizers, so their controllers
 see the deletion (deletionTimestamp) before a successor can exist.
 
 Before sending, the writer asks `ssa.apply_changes` whether the apply would change the cached
@@ -69,17 +70,29 @@ class StatusWriter:
             owned,
         )
 
-    async def apply(self, resource: ResourceType, observed: T, status: Any) -> T | None:
+    async def apply(
+        self, resource: ResourceType, observed: T, status: Any, *, precondition: bool = False
+    ) -> T | None:
         """Apply `status` to `observed`'s status subresource; returns the written object, or
-        None when the write was skipped because nothing would change."""
+        None when the write was skipped because nothing would change.
+
+        With `precondition`, the apply carries `observed`'s resourceVersion and fails with
+        `Conflict` when the object changed since: for a status shared with another writer
+        (the SDK's StepRun status), a decision made on an old copy is never written.
+        """
         meta: Any = getattr(observed, "metadata", None)
         if meta is None or not meta.name:
             raise ValueError("the observed object has no metadata.name")
+        metadata: dict[str, Any] = {"name": meta.name, "namespace": meta.namespace}
+        if precondition:
+            if not meta.resource_version:
+                raise ValueError("a preconditioned apply needs the observed resourceVersion")
+            metadata["resourceVersion"] = meta.resource_version
         body = encode(
             {
                 "apiVersion": resource.api_version,
                 "kind": resource.kind,
-                "metadata": {"name": meta.name, "namespace": meta.namespace},
+                "metadata": metadata,
                 "status": normalize(status),
             }
         )

@@ -17,7 +17,7 @@ from runs_controller.api.runs.steprun import StepRun, StepRunSpec, StepRunStatus
 from runs_controller.api.runs.storyrun import StoryRun, StoryRunSpec
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import load_kubeconfig
-from runs_controller.kube.errors import NotFound
+from runs_controller.kube.errors import Conflict, NotFound
 from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
 from runs_controller.observability.metrics import WriterMetrics
 from runs_controller.runtime.cache import CacheReader
@@ -137,6 +137,41 @@ async def test_status_apply_is_skipped_when_it_changes_nothing_and_keeps_sdk_fie
         )
         == 2
     )
+
+
+async def test_a_preconditioned_apply_from_an_old_copy_is_refused_and_writes_nothing(
+    client: KubeClient, namespace: str
+) -> None:
+    writer = StatusWriter(client, controller="steprun")
+    created = await client.create(STEP_RUNS, _steprun(namespace, "p"), type=StepRun)
+    running = StepRunStatus(retries=0, phase="Running")
+    observed = await writer.apply(STEP_RUNS, created, running, precondition=True)
+    assert observed is not None and observed.status is not None
+    # The SDK reports success after our copy was read.
+    await client.merge_patch(
+        STEP_RUNS,
+        "p",
+        {"status": {"phase": "Succeeded"}},
+        namespace,
+        type=StepRun,
+        subresource="status",
+    )
+    # A decision made on the old copy (say, "still Running, Job failed") is refused...
+    with pytest.raises(Conflict):
+        await writer.apply(
+            STEP_RUNS, observed, StepRunStatus(retries=0, phase="Failed"), precondition=True
+        )
+    fresh = await client.get(STEP_RUNS, "p", namespace, type=StepRun)
+    assert fresh.status is not None and fresh.status.phase == "Succeeded"
+    # ... and the same decision on the fresh copy goes through.
+    written = await writer.apply(
+        STEP_RUNS,
+        fresh,
+        StepRunStatus(retries=0, phase="Succeeded", exit_code=0),
+        precondition=True,
+    )
+    assert written is not None and written.status is not None
+    assert (written.status.phase, written.status.exit_code) == ("Succeeded", 0)
 
 
 async def test_a_status_for_a_deleted_object_does_not_recreate_it(

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"api"},
     "expr": {"api", "engine"},
     "dag": {"api", "engine", "expr"},
-    "batch": {"api", "engine", "expr"},
+    "batch": {"api", "engine", "expr", "dag"},
     "observability": set(),
     "kube": {"api", "observability"},
     "runtime": {"api", "engine", "kube", "observability"},

@@ -30,6 +30,7 @@ from runs_controller.dag.states import with_phase as step_with_phase
 from runs_controller.dag.timers import encode_timers
 from runs_controller.engine import keys
 from runs_controller.engine.naming import safe_label_value
+from runs_controller.engine.references import cross_namespace_refusal
 from runs_controller.engine.schemas import (
     SchemaError,
     apply_defaults,
@@ -53,6 +54,7 @@ from runs_controller.reconcilers.storyrun.transitions import (
 from runs_controller.runtime.children import ChildConflict
 from runs_controller.runtime.offload import run_pure
 from runs_controller.runtime.reconciler import Request, Result
+from runs_controller.runtime.written import WrittenObjects
 
 if TYPE_CHECKING:
     import datetime
@@ -104,7 +106,7 @@ class StoryRunReconciler:
         self.dependents = Dependents(stepruns, runs)
         self._ended: set[str] = set()
         """Runs this reconcile moved to a terminal phase."""
-        self._written: dict[str, StoryRun] = {}
+        self._written: WrittenObjects[StoryRun] = WrittenObjects()
         """Our last write of each run, until the cache shows it (read-your-writes)."""
         self.slots = SlotKeeper(stepruns, lambda: self.kit.config.current().max_retries)
 
@@ -116,23 +118,7 @@ class StoryRunReconciler:
             recorder.record(run, type_, reason, ACTION, note, resource=STORY_RUNS)  # type: ignore[arg-type]
 
     def _remember(self, run: StoryRun) -> StoryRun:
-        meta = run.metadata
-        if meta is not None:
-            self._written[f"{meta.namespace}/{meta.name}"] = run
-        return run
-
-    def _freshest(self, cached: StoryRun) -> StoryRun:
-        """The cached run, or our own later write of it when the watch has not delivered it
-        yet: a reconcile must never decide on a status older than the one it wrote."""
-        meta = cached.metadata
-        key = f"{meta.namespace}/{meta.name}" if meta is not None else ""
-        written = self._written.get(key)
-        if written is None or meta is None or written.metadata is None:
-            return cached
-        if written.metadata.uid == meta.uid and _newer(written, cached):
-            return written
-        del self._written[key]
-        return cached
+        return self._written.remember(run)
 
     async def _apply(self, run: StoryRun, status: StoryRunStatus) -> StoryRun:
         written = await self.kit.status.apply(STORY_RUNS, run, owned(status))
@@ -184,9 +170,9 @@ class StoryRunReconciler:
     async def _reconcile(self, request: Request) -> Result:
         cached = self.runs.get(request.namespace, request.name)
         if cached is None or cached.metadata is None:
-            self._written.pop(request.key, None)
+            self._written.forget(request.key)
             return Result()
-        run = self._freshest(cached)
+        run = self._written.freshest(cached)
         assert run.metadata is not None  # noqa: S101 - checked above
         now = _now(self.kit)
         config = self.kit.config.current()
@@ -212,7 +198,9 @@ class StoryRunReconciler:
 
         story_namespace = run.spec.story_ref.namespace or meta.namespace or ""
         if story_namespace != meta.namespace and not is_terminal(status.phase):
-            refusal = _cross_namespace_refusal(config, meta.namespace or "", story_namespace)
+            refusal = cross_namespace_refusal(
+                config.cross_namespace_policy, meta.namespace or "", story_namespace, "Story"
+            )
             if refusal is not None:
                 self._event(run, "Warning", "StoryReferenceInvalid", refusal)
                 await self._set_phase(
@@ -633,31 +621,8 @@ class StoryRunReconciler:
         return Result()
 
 
-def _newer(a: StoryRun, b: StoryRun) -> bool:
-    """resourceVersions are etcd revisions in every apiserver we run against; when one does
-    not parse, trust the cache."""
-    try:
-        return int((a.metadata.resource_version if a.metadata else "") or "") > int(
-            (b.metadata.resource_version if b.metadata else "") or ""
-        )
-    except ValueError:
-        return False
-
-
 def _error(reason: str, message: str) -> dict[str, Any]:
     return {"type": reason, "message": message}
-
-
-def _cross_namespace_refusal(config: OperatorConfig, own: str, target: str) -> str | None:
-    policy = config.cross_namespace_policy
-    if policy == "allow":
-        return None
-    if policy == "grant":
-        return (
-            f"cross-namespace reference from {own} to Story in {target} needs a ReferenceGrant, "
-            "which this controller does not support yet (policy 'grant')"
-        )
-    return f"cross-namespace reference from {own} to Story in {target} is denied by policy"
 
 
 def _branch_steps(step: Step) -> tuple[Step, ...]:
