@@ -60,6 +60,8 @@ def crash(exit_code: int) -> Attempt:
 
 
 HOLD = Attempt()
+VANISH = Attempt(None, None, None, "failed-without-pod")
+"""The Job fails and its pod is gone (evicted, garbage-collected): the exit code is unknown."""
 
 Behaviour = Callable[["FakeKubelet", Job, StepRun], Awaitable[Attempt]]
 
@@ -117,6 +119,38 @@ async def sdk_status(client: KubeClient, steprun: StepRun, phase: str, **fields:
         subresource="status",
     )
     return written
+
+
+class StepRunVersions:
+    """Every version of every StepRun of a namespace, in watch order (a watch, not a poll)."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        self.versions: list[StepRun] = []
+        self.informer = Informer(client, STEP_RUNS, StepRun, options=InformerOptions(namespace))
+        self.informer.add_handler(self._seen)
+
+    def _seen(self, event: Event[StepRun]) -> None:
+        if event.type != "deleted":
+            self.versions.append(event.obj)
+
+    def of(self, name: str) -> list[StepRun]:
+        return [v for v in self.versions if v.metadata is not None and v.metadata.name == name]
+
+
+@asynccontextmanager
+async def watching_stepruns(client: KubeClient, namespace: str) -> AsyncIterator[StepRunVersions]:
+    versions = StepRunVersions(client, namespace)
+    async with anyio.create_task_group() as group:
+        group.start_soon(versions.informer.run)
+
+        async def synced() -> bool | None:
+            return True if versions.informer.has_synced else None
+
+        await poll_until_async(synced, within=30, what="the StepRun watch")
+        try:
+            yield versions
+        finally:
+            group.cancel_scope.cancel()
 
 
 @dataclass
@@ -189,6 +223,8 @@ class FakeKubelet:
             await write_job_status(self.client, job, succeeded=1)
         elif attempt.job_result == "failed":
             await failed_pod(self.client, job, attempt.exit_code)
+            await write_job_status(self.client, job, failed=1)
+        elif attempt.job_result == "failed-without-pod":
             await write_job_status(self.client, job, failed=1)
 
     async def run(

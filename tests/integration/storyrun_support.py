@@ -406,12 +406,12 @@ def engram_step(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "ref": {"name": "echo"}, **extra}
 
 
-def storyrun_reconciles(registry: CollectorRegistry) -> float:
-    """Reconciles the StoryRun controller finished, whatever their result."""
+def storyrun_reconciles(registry: CollectorRegistry, controller: str = "storyrun") -> float:
+    """Reconciles the controller (StoryRun by default) finished, whatever their result."""
     total = 0.0
     for result in ("success", "error", "requeue", "requeue_after"):
         value = registry.get_sample_value(
-            "controller_runtime_reconcile_total", {"controller": "storyrun", "result": result}
+            "controller_runtime_reconcile_total", {"controller": controller, "result": result}
         )
         total += float(value or 0.0)
     return total
