@@ -176,6 +176,8 @@ class FakeKubelet:
         self.namespace = namespace
         self.behaviour = behaviour
         self.jobs = JobLog()
+        self.observers: list[Callable[[Job], None]] = []
+        """Called with every Job version the kubelet's watch delivers (benchmarks time them)."""
         self._handled: set[str] = set()
         self._send, self._receive = anyio.create_memory_object_stream[Job](10_000)
 
@@ -183,6 +185,8 @@ class FakeKubelet:
         if event.type == "deleted":
             return
         self.jobs.record(event.obj)
+        for observe in self.observers:
+            observe(event.obj)
         self._send.send_nowait(event.obj)
 
     async def _work(self) -> None:
