@@ -77,8 +77,8 @@ def with_phase(
     """`base` (default: the observed status) moved to `change.phase` (§1.3 for StepRuns).
 
     Negative retries read 0; Pending starts the clock; Blocked keeps its message in
-    `lastFailureMsg`; a terminal phase stamps finishedAt and duration once; the three
-    conditions follow the phase (ruling 30).
+    `lastFailureMsg` (cleared when it is unblocked); a terminal phase stamps finishedAt and
+    duration once; the three conditions follow the phase (ruling 30).
     """
     status = base if base is not None else observed(steprun)
     generation = steprun.metadata.generation if steprun.metadata else None
@@ -100,6 +100,8 @@ def with_phase(
         updates["started_at"] = now
     if change.phase == "Blocked":
         updates["last_failure_msg"] = change.message
+    elif status.phase == "Blocked":
+        updates["last_failure_msg"] = None  # what blocked it is resolved
     if is_terminal(change.phase):
         finished = status.finished_at or now
         updates["finished_at"] = finished

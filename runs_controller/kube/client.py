@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -508,7 +509,7 @@ class KubeClient:
                 response = await session.request(
                     method,
                     url,
-                    data=body,
+                    data=_payload(body),
                     headers=headers,
                     timeout=timeout,
                     allow_redirects=False,
@@ -635,6 +636,18 @@ class _Connection:
         if self._closing:
             with anyio.move_on_after(self.CLOSE_WAIT):
                 await asyncio.wait(list(self._closing))
+
+
+LARGE_BODY = 1 << 20
+"""aiohttp streams a body this large from a file-like object instead of writing it at once."""
+
+
+def _payload(body: bytes | None) -> bytes | io.BytesIO | None:
+    """The request body; a large one as a fresh stream per attempt (aiohttp refuses to send
+    raw bytes of a megabyte or more in one write, which would hold the event loop)."""
+    if body is not None and len(body) >= LARGE_BODY:
+        return io.BytesIO(body)
+    return body
 
 
 def _namespace(rt: ResourceType, namespace: str | None) -> str | None:

@@ -285,6 +285,29 @@ async def test_a_missing_engram_blocks_the_steprun_until_the_engram_is_created(
             client, namespace, "l1-extra", lambda sr: phase_of(sr) == "Running", "Running"
         )
     assert _conditions(running)["Ready"] == ("False", "Scheduled")
+    assert running.status is not None and running.status.last_failure_msg is None
+
+
+async def test_a_job_too_large_to_store_fails_the_step_with_input_too_large(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    await create_story(
+        client, namespace, "big", {"steps": [engram_step("work", ref={"name": "none"})]}
+    )
+    await create_run(client, namespace, "g1", "big")
+    # The StepRun fits in etcd; its Job carries the input twice (BUBU_TRIGGER_DATA and
+    # BUBU_STEP_CONFIG) and does not. (The run's own step waits for a missing Engram.)
+    await _manual_steprun(client, namespace, "g1", "huge", "echo", input={"blob": "x" * 1_000_000})
+    async with running_controller(client, namespace):
+        failed = await wait_for_steprun(
+            client, namespace, "g1-huge", lambda sr: phase_of(sr) == "Failed", "Failed"
+        )
+    assert _conditions(failed)["Ready"][1] == "InputTooLarge"
+    assert failed.status is not None and failed.status.last_failure_msg is not None
+    assert "reduce the step's inputs" in failed.status.last_failure_msg
+    with pytest.raises(NotFound):
+        await client.get(JOBS, "g1-huge", namespace, type=Job)
 
 
 async def test_a_deleted_steprun_takes_its_job_with_it(

@@ -99,9 +99,13 @@ def test_a_terminal_phase_stamps_finished_and_duration_once() -> None:
     assert (later.finished_at, later.duration) == (NOW, "1m5s")
 
 
-def test_blocked_keeps_its_message_in_last_failure_msg() -> None:
+def test_blocked_keeps_its_message_in_last_failure_msg_until_unblocked() -> None:
     status = with_phase(steprun(), PhaseChange("Blocked", "ReferenceNotFound", "no"), now=NOW)
     assert status.last_failure_msg == "no"
+    unblocked = with_phase(
+        steprun(codec.to_builtins(status)), PhaseChange("Running", "Scheduled"), now=NOW
+    )
+    assert unblocked.last_failure_msg is None
 
 
 def test_the_apply_body_never_carries_the_sdks_fields() -> None:

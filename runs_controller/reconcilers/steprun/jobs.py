@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from runs_controller.api import codec
 from runs_controller.api.k8s import Job
 from runs_controller.batch import inputs
 from runs_controller.batch.environment import StepContext, engram_environment, step_started_at
@@ -43,6 +44,9 @@ log = structlog.get_logger("runs_controller.steprun")
 
 BACKGROUND = "Background"
 REQUEST_ENTITY_TOO_LARGE = 413
+MAX_JOB_BYTES = 1_572_864
+"""etcd's default request limit (1.5 MiB): a larger Job cannot be stored. The apiserver does
+not say so clearly (it answers 422 about selector labels), so the size is checked first."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,12 @@ class JobLauncher:
     async def _create(self, step: StepRun, desired: Job) -> LaunchOutcome:
         meta = step.metadata
         assert meta is not None  # noqa: S101
+        size = len(codec.encode(desired))
+        if size > MAX_JOB_BYTES:
+            return _too_large(
+                f"the Job for StepRun '{meta.name}' is {size} bytes, more than the "
+                f"{MAX_JOB_BYTES} an object can have: reduce the step's inputs"
+            )
         client = self.kit.client
         try:
             created: Job = await client.create(JOBS, desired, meta.namespace, type=Job)
@@ -233,13 +243,16 @@ class JobLauncher:
         except ApiError as error:
             if error.code != REQUEST_ENTITY_TOO_LARGE:
                 raise
-            message = (
+            return _too_large(
                 f"the Job for StepRun '{meta.name}' is too large for the apiserver "
                 "(request entity too large): reduce the step's inputs"
             )
-            return LaunchOutcome(failure=("InputTooLarge", message), event="JobCreateTooLarge")
         self._created[_key(step)] = created
         return LaunchOutcome(job=created)
 
 
-__all__ = ["BACKGROUND", "JobLauncher", "LaunchOutcome"]
+def _too_large(message: str) -> LaunchOutcome:
+    return LaunchOutcome(failure=("InputTooLarge", message), event="JobCreateTooLarge")
+
+
+__all__ = ["BACKGROUND", "MAX_JOB_BYTES", "JobLauncher", "LaunchOutcome"]
