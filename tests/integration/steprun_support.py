@@ -354,3 +354,24 @@ async def wait_until_gone(
         return None
 
     await poll_until_async(gone, within=within, what=f"{resource.kind} {name} to be deleted")
+
+
+async def wait_for_event(
+    client: KubeClient, namespace: str, regarding: str, reason: str, within: float = 30
+) -> Any:
+    """The events.k8s.io Event with `reason` about the object named `regarding`."""
+    from runs_controller.api.k8s import Event as ApiEvent
+    from runs_controller.kube.resources import EVENTS
+
+    async def found() -> Any:
+        events = (await client.list(EVENTS, namespace, type=ApiEvent)).items
+        return next(
+            (
+                e
+                for e in events
+                if e.reason == reason and e.regarding is not None and e.regarding.name == regarding
+            ),
+            None,
+        )
+
+    return await poll_until_async(found, within=within, what=f"event {reason} on {regarding}")

@@ -27,6 +27,7 @@ from tests.integration.steprun_support import (
     scripted,
     succeed,
     trigger_data,
+    wait_for_event,
     wait_for_job,
     wait_for_steprun,
     wait_until_gone,
@@ -154,7 +155,7 @@ async def test_exit_137_is_retried_with_a_new_job_after_the_delay_and_then_succe
     await create_story(client, namespace, "oom", spec)
     behaviour = scripted({"work": [crash(137), succeed()]})
     async with (
-        running_controller(client, namespace),
+        running_controller(client, namespace) as manager,
         fake_kubelet(client, namespace, behaviour) as kubelet,
     ):
         await create_run(client, namespace, "o1", "oom")
@@ -166,6 +167,13 @@ async def test_exit_137_is_retried_with_a_new_job_after_the_delay_and_then_succe
             "the retry to be scheduled",
         )
         run = await wait_for_phase(client, namespace, "o1", {"Succeeded", "Failed"})
+        retries = manager.registry.get_sample_value(
+            "bobrapet_steprun_retries_total",
+            {"namespace": namespace, "engram": "echo", "reason": "retry"},
+        )
+    assert retries == 1.0
+    event = await wait_for_event(client, namespace, "o1-work", "JobRetryScheduled")
+    assert event.note == "Scheduled retry 1/2 in 200ms"
     assert retrying.status is not None
     assert retrying.status.exit_code == 137
     assert retrying.status.exit_class == "retry"

@@ -38,6 +38,7 @@ from tests.integration.steprun_support import (
     scripted,
     sdk_status,
     succeed,
+    wait_for_event,
     wait_for_job,
     wait_for_steprun,
     watching_stepruns,
@@ -172,6 +173,8 @@ async def test_a_vanished_job_is_not_recreated_while_its_pod_lives_then_restarts
     assert restarted.metadata is not None
     assert (restarted.metadata.annotations or {})["runs.bubustack.io/restart-count"] == "1"
     assert phase_of(restarted) == "Running"
+    event = await wait_for_event(client, namespace, "v1-work", "JobRestarted")
+    assert event.type == "Warning" and "went missing" in (event.note or "")
 
 
 async def test_a_due_retry_waits_for_the_old_job_to_be_gone_then_starts_a_fresh_one(
