@@ -150,6 +150,7 @@ async def _bench(plane: ControlPlane, shape: str, runs: int) -> None:
                 cpu = time.process_time() - cpu_started
             manager.stop()
     steps = runs * len(SHAPES[shape]["steps"])
+    reverted = _reverted(versions.versions)
     rate = steps / elapsed
     _out(f"## {shape}: {runs} runs, {steps} engram steps, {elapsed:.1f} s ({rate:.1f} steps/s)")
     side = {k: v for k, v in client.counts.items() if k[1] in STEPRUN_SIDE}
@@ -170,7 +171,22 @@ async def _bench(plane: ControlPlane, shape: str, runs: int) -> None:
             f"p50 {1000 * statistics.median(delays):.0f} ms, "
             f"p99 {1000 * _pct(delays, 0.99):.0f} ms over {len(delays)} StepRuns"
         )
+    _out(f"SDK-reported successes later seen in another phase: {reverted}")
     _out(f"CPU of this process (controllers + stand-ins): {cpu:.1f} s in {elapsed:.1f} s")
+
+
+def _reverted(seen: list[StepRun]) -> int:
+    """StepRuns a watch saw in another phase after `Succeeded` (ruling 29: never)."""
+    done: set[str] = set()
+    reverted: set[str] = set()
+    for steprun in seen:
+        name = steprun.metadata.name if steprun.metadata else ""
+        phase = steprun.status.phase if steprun.status else None
+        if phase == "Succeeded":
+            done.add(name or "")
+        elif name in done:
+            reverted.add(name or "")
+    return len(reverted)
 
 
 async def _started(manager: Any) -> bool | None:

@@ -536,6 +536,11 @@ async def test_engram_counters_and_metrics_count_each_steprun_once(
 
         engram = await poll_until_async(counted, within=30, what="three executions counted")
         registry = manager.registry
+        applies = registry.get_sample_value(
+            "runs_controller_status_writes_total",
+            {"controller": "steprun", "kind": "StepRun", "result": "sent"},
+        )
+        assert applies is not None and applies >= 6  # Running and the end, per StepRun
         succeeded = registry.get_sample_value(
             "bobrapet_stepruns_total",
             {"namespace": namespace, "engram": "echo", "phase": "Succeeded"},
@@ -555,6 +560,11 @@ async def test_engram_counters_and_metrics_count_each_steprun_once(
             return True if storyrun_reconciles(manager.registry, "steprun") >= 3 else None
 
         await poll_until_async(looked_at_all, within=30, what="the StepRuns to be reconciled")
+        sent = manager.registry.get_sample_value(
+            "runs_controller_status_writes_total",
+            {"controller": "steprun", "kind": "StepRun", "result": "sent"},
+        )
+    assert not sent, f"{sent} status applies to StepRuns that had not changed"
     again = await client.get(ENGRAMS, "echo", namespace, type=Engram)
     assert again.status is not None and again.status.total_executions == 3
     run = await client.get(STORY_RUNS, "n1", namespace, type=StoryRun)
