@@ -318,6 +318,35 @@ async def test_a_job_too_large_to_store_fails_the_step_with_input_too_large(
         await client.get(JOBS, "g1-huge", namespace, type=Job)
 
 
+async def test_a_foreign_job_under_the_steprun_name_fails_the_step_and_is_left_alone(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    await create_story(client, namespace, "taken", {"steps": [engram_step("work")]})
+    foreign = {
+        "metadata": {"name": "x1-work", "namespace": namespace},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}
+            }
+        },
+    }
+    before = await client.create(JOBS, foreign, namespace, type=Job)
+    async with running_controller(client, namespace):
+        await create_run(client, namespace, "x1", "taken")
+        failed = await wait_for_steprun(
+            client, namespace, "x1-work", lambda sr: phase_of(sr) == "Failed", "Failed"
+        )
+        assert _conditions(failed)["Ready"][1] == "ChildConflict"
+        # Deleting the StepRun does not delete a Job it does not control.
+        await client.delete(STEP_RUNS, "x1-work", namespace)
+        await wait_until_gone(client, STEP_RUNS, namespace, "x1-work", StepRun)
+    after = await client.get(JOBS, "x1-work", namespace, type=Job)
+    assert after.metadata is not None and before.metadata is not None
+    assert after.metadata.uid == before.metadata.uid
+    assert after.metadata.deletion_timestamp is None
+
+
 async def test_a_deleted_steprun_takes_its_job_with_it(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:

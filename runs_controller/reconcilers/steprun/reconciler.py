@@ -39,7 +39,7 @@ from runs_controller.kube.errors import Conflict, NotFound
 from runs_controller.kube.resources import PODS, STEP_RUNS
 from runs_controller.reconcilers.steprun.counters import EngramCounters
 from runs_controller.reconcilers.steprun.jobs import JobLauncher, LaunchOutcome
-from runs_controller.runtime.children import controller_of
+from runs_controller.runtime.children import CHILD_CONFLICT, controller_of
 from runs_controller.runtime.offload import run_pure
 from runs_controller.runtime.reconciler import Request, Result
 from runs_controller.runtime.written import WrittenObjects
@@ -517,7 +517,14 @@ class StepRunReconciler:
         if job_meta is not None and job_meta.deletion_timestamp is not None:
             return Result()  # its deletion event wakes the StepRun
         owner = controller_of(job)
-        if owner is None or owner.uid != meta.uid:
+        if owner is None or owner.kind != "StepRun":
+            message = (
+                f"Job '{meta.name}' exists and is not controlled by a StepRun: "
+                "it cannot be adopted (delete it to let the step run)"
+            )
+            self._event(step, "Warning", CHILD_CONFLICT, message)
+            return await self._fail(step, CHILD_CONFLICT, message, now)
+        if owner.uid != meta.uid:
             # A Job of an earlier StepRun of the same name: its garbage collection frees the
             # name; meanwhile nothing of it is ours to follow.
             return self._waiting(config)
@@ -659,7 +666,8 @@ class StepRunReconciler:
         if keys.FINALIZER_STEPRUN not in (meta.finalizers or []):
             return Result()
         job = self.launcher.job_of(step)
-        if job is not None:
+        owner = controller_of(job) if job is not None else None
+        if job is not None and owner is not None and owner.uid == meta.uid:
             if job.metadata is None or job.metadata.deletion_timestamp is None:
                 await self.launcher.delete(job)
             return Result()  # the Job's deletion event wakes the StepRun
