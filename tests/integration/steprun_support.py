@@ -19,9 +19,10 @@ import anyio
 
 from runs_controller.api.k8s import Job, Pod
 from runs_controller.api.runs.steprun import StepRun
+from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.errors import AlreadyExists, NotFound
-from runs_controller.kube.resources import JOBS, PODS, STEP_RUNS
+from runs_controller.kube.resources import JOBS, PODS, STEP_RUNS, STORY_RUNS
 from runs_controller.runtime.informer import Event, Informer, InformerOptions
 from runs_controller.testing.wait import poll_until_async
 
@@ -375,3 +376,35 @@ async def wait_for_event(
         )
 
     return await poll_until_async(found, within=within, what=f"event {reason} on {regarding}")
+
+
+async def manual_steprun(
+    client: KubeClient, namespace: str, run_name: str, step: str, engram: str, **spec: Any
+) -> StepRun:
+    """A StepRun of `run_name` made by hand (the run's own step waits on something else)."""
+    run = await client.get(STORY_RUNS, run_name, namespace, type=StoryRun)
+    assert run.metadata is not None
+    body = {
+        "metadata": {
+            "name": f"{run_name}-{step}",
+            "namespace": namespace,
+            "labels": {"bubustack.io/storyrun": run_name},
+            "ownerReferences": [
+                {
+                    "apiVersion": "runs.bubustack.io/v1alpha1",
+                    "kind": "StoryRun",
+                    "name": run_name,
+                    "uid": run.metadata.uid,
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {
+            "storyRunRef": {"name": run_name},
+            "stepId": step,
+            "engramRef": {"name": engram},
+            **spec,
+        },
+    }
+    created: StepRun = await client.create(STEP_RUNS, body, namespace, type=StepRun)
+    return created

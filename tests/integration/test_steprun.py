@@ -23,6 +23,7 @@ from tests.integration.steprun_support import (
     fake_kubelet,
     get_steprun,
     job_env,
+    manual_steprun,
     phase_of,
     scripted,
     succeed,
@@ -236,48 +237,13 @@ async def test_an_sdk_reported_rate_limited_failure_is_retried_and_the_run_never
     assert len(kubelet.jobs.uids["r1-call"]) == 2
 
 
-async def _manual_steprun(
-    client: KubeClient, namespace: str, run_name: str, step: str, engram: str, **spec: Any
-) -> StepRun:
-    """A StepRun of `run_name` made by hand (the run's own step waits on something else)."""
-    from runs_controller.api.runs.storyrun import StoryRun
-    from runs_controller.kube.resources import STORY_RUNS
-
-    run = await client.get(STORY_RUNS, run_name, namespace, type=StoryRun)
-    assert run.metadata is not None
-    body = {
-        "metadata": {
-            "name": f"{run_name}-{step}",
-            "namespace": namespace,
-            "labels": {"bubustack.io/storyrun": run_name},
-            "ownerReferences": [
-                {
-                    "apiVersion": "runs.bubustack.io/v1alpha1",
-                    "kind": "StoryRun",
-                    "name": run_name,
-                    "uid": run.metadata.uid,
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {
-            "storyRunRef": {"name": run_name},
-            "stepId": step,
-            "engramRef": {"name": engram},
-            **spec,
-        },
-    }
-    created: StepRun = await client.create(STEP_RUNS, body, namespace, type=StepRun)
-    return created
-
-
 async def test_a_missing_engram_blocks_the_steprun_until_the_engram_is_created(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)  # the template, and an Engram for the run's story
     await create_story(client, namespace, "late", {"steps": [engram_step("work")]})
     await create_run(client, namespace, "l1", "late")
-    await _manual_steprun(client, namespace, "l1", "extra", "late-engram")
+    await manual_steprun(client, namespace, "l1", "extra", "late-engram")
     async with running_controller(client, namespace):
         blocked = await wait_for_steprun(
             client, namespace, "l1-extra", lambda sr: phase_of(sr) == "Blocked", "Blocked"
@@ -306,7 +272,7 @@ async def test_a_job_too_large_to_store_fails_the_step_with_input_too_large(
     await create_run(client, namespace, "g1", "big")
     # The StepRun fits in etcd; its Job carries the input twice (BUBU_TRIGGER_DATA and
     # BUBU_STEP_CONFIG) and does not. (The run's own step waits for a missing Engram.)
-    await _manual_steprun(client, namespace, "g1", "huge", "echo", input={"blob": "x" * 1_000_000})
+    await manual_steprun(client, namespace, "g1", "huge", "echo", input={"blob": "x" * 1_000_000})
     async with running_controller(client, namespace):
         failed = await wait_for_steprun(
             client, namespace, "g1-huge", lambda sr: phase_of(sr) == "Failed", "Failed"

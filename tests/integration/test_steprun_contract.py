@@ -34,6 +34,7 @@ from tests.integration.steprun_support import (
     echo,
     fake_kubelet,
     get_steprun,
+    manual_steprun,
     phase_of,
     scripted,
     sdk_status,
@@ -416,6 +417,8 @@ async def test_a_nil_requirement_or_inputs_against_the_schema_fail_before_any_jo
     typed = await get_steprun(client, namespace, "q1-typed")
     reason, message = _ready(typed)
     assert reason == "InputSchemaFailed" and message is not None and "url" in message
+    assert typed.status is not None and typed.status.input_schema_ref is not None
+    assert typed.status.input_schema_ref.ref == f"bubu://engram/{namespace}/typed/input"
     for name in ("q1-needy", "q1-typed"):
         with pytest.raises(NotFound):
             await client.get(JOBS, name, namespace, type=Job)
@@ -468,6 +471,9 @@ async def test_each_level_of_the_execution_config_wins_over_the_level_below(
             "resources.default.memory-request": "16Mi",
             "resources.default.cpu-limit": "100m",
             "job.backoff-limit": "1",
+            "security.run-as-non-root": "true",
+            "security.read-only-root-filesystem": "true",
+            "security.run-as-user": "1000",
         },
     )
     await _template(
@@ -477,6 +483,10 @@ async def test_each_level_of_the_execution_config_wins_over_the_level_below(
             "images": {"pullPolicy": "Always"},
             "resources": {"recommendedMemoryRequest": "32Mi", "recommendedCpuLimit": "200m"},
         },
+        secretSchema={
+            "api": {"mountType": "env"},
+            "certs": {"mountType": "file", "mountPath": "/certs"},
+        },
     )
     await _engram(
         client,
@@ -484,6 +494,7 @@ async def test_each_level_of_the_execution_config_wins_over_the_level_below(
         "layered",
         "layered",
         executionPolicy={"resources": {"memoryRequest": "64Mi", "cpuLimit": "300m"}},
+        secrets={"api": "api-prod", "certs": "certs-prod"},
     )
     spec = {
         "policy": {"execution": {"resources": {"cpuLimit": "400m"}, "job": {"backoffLimit": 2}}},
@@ -504,6 +515,20 @@ async def test_each_level_of_the_execution_config_wins_over_the_level_below(
     assert job.spec.backoff_limit == 2  # story over operator
     env = {var.name: var.value for var in container.env or []}
     assert env["BUBU_DEBUG"] == "true"  # the step's execution
+    # The restricted security context the operator config asks for.
+    pod = job.spec.template.spec
+    assert pod.security_context == {"runAsNonRoot": True, "runAsUser": 1000}
+    security = container.security_context
+    assert security is not None
+    assert security.read_only_root_filesystem is True
+    assert security.allow_privilege_escalation is False
+    assert security.capabilities == {"drop": ["ALL"]}
+    # Secrets: env with the default prefix, file at the template's mount path.
+    assert container.env_from == [{"prefix": "api_", "secretRef": {"name": "api-prod"}}]
+    assert env["BUBU_SECRET_api"] == "env:api_"
+    assert env["BUBU_SECRET_certs"] == "file:/certs"
+    volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in pod.volumes or []}
+    assert volumes == {"secret-certs": "certs-prod"}
 
 
 # -- ruling 13 and the domain metrics ------------------------------------------------------------
@@ -569,3 +594,32 @@ async def test_engram_counters_and_metrics_count_each_steprun_once(
     assert again.status is not None and again.status.total_executions == 3
     run = await client.get(STORY_RUNS, "n1", namespace, type=StoryRun)
     assert run.status is not None
+
+
+async def test_an_unmapped_required_secret_or_a_template_that_never_resolves_fails_the_step(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    await _template(client, "needs-key", secretSchema={"key": {"required": True}})
+    await _engram(client, namespace, "needs-key", "needs-key")
+    await create_engram(client, namespace)
+    await create_story(
+        client, namespace, "broken", {"steps": [{"name": "keyed", "ref": {"name": "needs-key"}}]}
+    )
+    await create_run(client, namespace, "z1", "broken")
+    # A StepRun whose template names a step the run does not have: it can never resolve.
+    await manual_steprun(
+        client, namespace, "z1", "ghost", "echo", input={"x": "{{ steps.nowhere.output.x }}"}
+    )
+    async with running_controller(client, namespace):
+        await wait_for_phase(client, namespace, "z1", DONE)
+        await wait_for_steprun(
+            client, namespace, "z1-ghost", lambda sr: phase_of(sr) == "Failed", "Failed"
+        )
+    keyed = await get_steprun(client, namespace, "z1-keyed")
+    reason, message = _ready(keyed)
+    assert reason == "InvalidConfiguration" and message is not None and "'key'" in message
+    ghost = await get_steprun(client, namespace, "z1-ghost")
+    reason, message = _ready(ghost)
+    assert reason == "ExpressionFailed"
+    assert message is not None
+    assert message.startswith("Input resolution failed after dependencies completed")

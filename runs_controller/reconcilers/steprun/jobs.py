@@ -20,7 +20,7 @@ from runs_controller.api.k8s import Job
 from runs_controller.batch import inputs
 from runs_controller.batch.environment import StepContext, engram_environment, step_started_at
 from runs_controller.batch.execution import ConfigFailure, resolve_execution
-from runs_controller.batch.job import build_job
+from runs_controller.batch.job import MissingRequiredSecretError, build_job
 from runs_controller.batch.steps import story_step
 from runs_controller.engine.naming import engram_runner_name
 from runs_controller.kube.errors import AlreadyExists, ApiError, Conflict, Invalid, NotFound
@@ -206,13 +206,16 @@ class JobLauncher:
             started_at=step_started_at(step, now),
         )
         env = engram_environment(context, resolved, config)
-        desired = build_job(
-            step,
-            template=template,
-            resolved=resolved,
-            env=env,
-            owner=controller_reference(step, STEP_RUNS),
-        )
+        try:
+            desired = build_job(
+                step,
+                template=template,
+                resolved=resolved,
+                env=env,
+                owner=controller_reference(step, STEP_RUNS),
+            )
+        except MissingRequiredSecretError as missing:
+            return LaunchOutcome(failure=(inputs.REASON_INVALID_CONFIGURATION, str(missing)))
         return await self._create(step, desired)
 
     async def _create(self, step: StepRun, desired: Job) -> LaunchOutcome:
