@@ -43,6 +43,7 @@ from runs_controller.reconcilers.steprun.predicates import (
 from runs_controller.reconcilers.steprun.reconciler import StepRunReconciler
 from runs_controller.reconcilers.storyrun.predicates import child_run_changed, storyrun_changed
 from runs_controller.reconcilers.storyrun.reconciler import StoryRunReconciler
+from runs_controller.reconcilers.storytrigger.reconciler import StoryTriggerReconciler
 from runs_controller.runtime.builder import ControllerBuilder
 from runs_controller.runtime.reconciler import Request
 from runs_controller.runtime.store import object_key
@@ -176,9 +177,8 @@ def _steprun(manager: Manager) -> Controller:
 def _storytrigger(manager: Manager) -> Controller:
     builder = ControllerBuilder(manager, "storytrigger", workers=10)
     triggers = builder.for_(STORY_TRIGGERS, StoryTrigger)
-    builder.reads(STORIES, Story)
-    builder.reads(STORY_RUNS, StoryRun)
-    return builder.complete(ObservingReconciler("StoryTrigger", triggers, builder.kit))
+    # Stories and StoryRuns are read fresh when a trigger is decided (§6): no caches needed.
+    return builder.complete(StoryTriggerReconciler(builder.kit, triggers_=triggers))
 
 
 def _effectclaim(manager: Manager) -> Controller:

@@ -37,6 +37,7 @@ from runs_controller.engine.schemas import (
     inputs_failure_message,
     validate_document,
 )
+from runs_controller.engine.triggers import trigger_token_refusal
 from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
 from runs_controller.reconcilers.storyrun import cleanup, rbac
@@ -191,6 +192,18 @@ class StoryRunReconciler:
                 run,
                 PhaseChange(
                     "Failed", "InputTooLarge", message, error=_error("InputTooLarge", message)
+                ),
+                now,
+            )
+            return Result()
+
+        refused = trigger_token_refusal(run) if not is_terminal(status.phase) else None
+        if refused is not None:
+            # Ruling 15: what the reference's admission webhook checked for trigger tokens.
+            await self._set_phase(
+                run,
+                PhaseChange(
+                    "Failed", "ValidationFailed", refused, error=_error("ValidationFailed", refused)
                 ),
                 now,
             )

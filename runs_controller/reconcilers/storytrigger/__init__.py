@@ -1,0 +1,1 @@
+"""The StoryTrigger controller."""
