@@ -45,6 +45,7 @@ ALLOWED: dict[str, set[str]] = {
         "runtime",
         "reconcilers",
     },
+    "sdk": {"api", "engine", "kube", "observability"},
     "cli": {"api", "engine", "kube", "observability", "runtime", "app", "testing"},
     "__main__": {"cli"},
 }

@@ -1,0 +1,1 @@
+"""Example Engrams built on the Python SDK."""
