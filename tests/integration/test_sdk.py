@@ -23,6 +23,7 @@ from runs_controller.sdk import StepEnvironment, execute_once
 from tests.integration.steprun_support import (
     get_steprun,
     manual_steprun,
+    phase_of,
     wait_for_job,
     wait_for_steprun,
     write_job_status,
@@ -200,3 +201,49 @@ async def test_a_holder_that_stopped_renewing_is_taken_over_once_its_lease_expir
     assert claim.spec.lease_transitions == 1
     assert claim.spec.completion_status == "completed"
     assert claim.spec.holder_identity != "dead-pod"
+
+
+async def test_a_step_past_its_timeout_reports_timeout_and_sigterm_reports_canceled(
+    client: KubeClient, kubeconfig: Path, namespace: str, crds: list[str]
+) -> None:
+    await create_engram(client, namespace)
+    await create_story(
+        client, namespace, "slow", {"steps": [engram_step("a", ref={"name": "none"})]}
+    )
+    await create_run(client, namespace, "s1", "slow")
+    base = {"KUBECONFIG": str(kubeconfig), "PATH": os.environ.get("PATH", "")}
+    for step in ("late", "stopped"):
+        await manual_steprun(client, namespace, "s1", step, "echo")
+    late = {
+        **base,
+        "BUBU_STEPRUN_NAME": "s1-late",
+        "BUBU_STEPRUN_NAMESPACE": namespace,
+        "BUBU_TRIGGER_DATA": '{"name": "x", "sleep": 30}',
+        "BUBU_STEP_TIMEOUT": "300ms",
+    }
+    assert await run_engram(late) == 124
+    stopped = {
+        **late,
+        "BUBU_STEPRUN_NAME": "s1-stopped",
+        "BUBU_STEP_TIMEOUT": "1m",
+    }
+    async with await anyio.open_process(
+        [sys.executable, "-m", "runs_controller.sdk.examples.greet"],
+        env={**stopped, "PYTHONPATH": str(REPO)},
+    ) as process:
+        await wait_for_steprun(
+            client, namespace, "s1-stopped", lambda sr: phase_of(sr) == "Running", "Running"
+        )
+        process.terminate()
+        code = await process.wait()
+    assert code == 143
+    timed_out = await get_steprun(client, namespace, "s1-late")
+    canceled = await get_steprun(client, namespace, "s1-stopped")
+    assert timed_out.status is not None and canceled.status is not None
+    assert (timed_out.status.phase, timed_out.status.exit_code, timed_out.status.exit_class) == (
+        "Timeout",
+        124,
+        "retry",
+    )
+    assert timed_out.status.error is not None and timed_out.status.error.type == "timeout"
+    assert (canceled.status.phase, canceled.status.exit_code) == ("Canceled", 143)

@@ -4,12 +4,15 @@
 
 Run it with the environment of its step's Job (the StepRun controller sets `BUBU_*`) and API
 credentials: in-cluster in a pod, or `KUBECONFIG` for a local run. Inputs: `name` (required),
-`fail` (optional: `retry` or `terminal`, to see a failure handled).
+`fail` (optional: `retry` or `terminal`, to see a failure handled), `sleep` (optional seconds
+to wait first, to see a timeout or a SIGTERM handled).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import anyio
 
 from runs_controller.sdk import Retryable, StepContext, Terminal, run
 
@@ -18,6 +21,9 @@ async def greet(inputs: dict[str, Any], step: StepContext) -> dict[str, Any]:
     name = inputs.get("name")
     if not isinstance(name, str) or not name:
         raise Terminal("inputs.name must be a non-empty string", error_type="validation_error")
+    pause = inputs.get("sleep")
+    if isinstance(pause, int | float) and pause > 0:
+        await anyio.sleep(pause)
     if inputs.get("fail") == "retry":
         raise Retryable("the greeting service is unavailable")
     if inputs.get("fail") == "terminal":
