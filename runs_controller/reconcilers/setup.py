@@ -24,6 +24,8 @@ from runs_controller.kube.resources import (
     STORY_RUNS,
     STORY_TRIGGERS,
 )
+from runs_controller.reconcilers.effectclaim.reconciler import EffectClaimReconciler
+from runs_controller.reconcilers.effectclaim.watches import claims_of, steprun_finished
 from runs_controller.reconcilers.indexes import (
     ENGRAM_INDEX,
     STORY_INDEX,
@@ -184,8 +186,16 @@ def _storytrigger(manager: Manager) -> Controller:
 def _effectclaim(manager: Manager) -> Controller:
     builder = ControllerBuilder(manager, "effectclaim", workers=10)
     claims = builder.for_(EFFECT_CLAIMS, EffectClaim)
-    builder.reads(STEP_RUNS, StepRun)
-    return builder.complete(ObservingReconciler("EffectClaim", claims, builder.kit))
+    config = builder.kit.config
+    # A StepRun that finishes for good (or goes away) wakes its claims, found by owner UID:
+    # a stale reservation of a finished StepRun is abandoned at once, an orphan deleted.
+    steps = builder.watches(
+        STEP_RUNS,
+        StepRun,
+        lambda steprun: claims_of(claims, steprun),
+        predicate=steprun_finished(lambda: config.current().max_retries),
+    )
+    return builder.complete(EffectClaimReconciler(builder.kit, claims=claims, steps=steps))
 
 
 def register_controllers(manager: Manager) -> list[Controller]:
