@@ -36,7 +36,6 @@ from runs_controller.reconcilers.indexes import (
     steprun_storyrun,
     storyrun_story,
 )
-from runs_controller.reconcilers.observe import ObservingReconciler
 from runs_controller.reconcilers.steprun.predicates import (
     job_changed,
     spec_changed,

@@ -32,6 +32,7 @@ import anyio
 from runs_controller.api.codec import MicroTime
 from runs_controller.api.runs.effectclaim import EffectClaim
 from runs_controller.api.runs.steprun import StepRun
+from runs_controller.engine.leases import DEFAULT_LEASE_SECONDS, stale_at
 from runs_controller.engine.naming import derive_effectclaim_name
 from runs_controller.kube.errors import AlreadyExists, Conflict, NotFound
 from runs_controller.kube.resources import EFFECT_CLAIMS, STEP_RUNS
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from runs_controller.kube.client import KubeClient
     from runs_controller.sdk.environment import StepEnvironment
 
-DEFAULT_LEASE_SECONDS = 600
 MAX_DETAILS_BYTES = 8 * 1024
 WAIT_INTERVAL = 0.2
 """How often a worker waiting on another holder's live lease looks again (seconds)."""
@@ -85,22 +85,6 @@ def _details(result: Any) -> Any:
         "sha256": hashlib.sha256(raw).hexdigest(),
         "type": type(result).__name__,
     }
-
-
-def lease_expiry(claim: EffectClaim) -> datetime.datetime | None:
-    """When the claim's lease goes stale: renewTime (else acquireTime, else creation) plus
-    leaseDurationSeconds; None without a holder."""
-    spec = claim.spec
-    if not spec.holder_identity:
-        return None
-    since = (
-        spec.renew_time
-        or spec.acquire_time
-        or (claim.metadata.creation_timestamp if claim.metadata else None)
-    )
-    if since is None:
-        return None
-    return since + datetime.timedelta(seconds=spec.lease_duration_seconds or DEFAULT_LEASE_SECONDS)
 
 
 class _Effects:
@@ -208,7 +192,7 @@ class _Effects:
                     preconditions_resource_version=meta.resource_version,
                 )
             return None
-        expiry = lease_expiry(claim)
+        expiry = stale_at(claim)
         now = _now()
         if expiry is not None and now >= expiry:
             try:
@@ -387,5 +371,4 @@ __all__ = [
     "EffectOutcome",
     "LeaseLost",
     "execute_once",
-    "lease_expiry",
 ]

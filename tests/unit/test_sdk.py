@@ -1,5 +1,5 @@
-"""The SDK's pure parts: reading the pod environment, failure classes, effect details and the
-lease expiry the protocol and the EffectClaim controller agree on."""
+"""The SDK's pure parts: reading the pod environment, failure classes, effect details (the
+lease arithmetic is `engine.leases`, shared with the EffectClaim controller)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import datetime
 
 import pytest
 
-from runs_controller.api import codec
-from runs_controller.api.runs.effectclaim import EffectClaim
 from runs_controller.sdk import RateLimited, Retryable, StepEnvironment, Terminal
-from runs_controller.sdk.effects import MAX_DETAILS_BYTES, _details, lease_expiry
+from runs_controller.sdk.effects import MAX_DETAILS_BYTES, _details
 from runs_controller.sdk.environment import EnvironmentError_
 
 T0 = datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.UTC)
@@ -77,23 +75,3 @@ def test_large_effect_details_are_summarised() -> None:
     assert summary["truncated"] is True
     assert summary["sizeBytes"] > MAX_DETAILS_BYTES
     assert len(summary["sha256"]) == 64
-
-
-def test_the_lease_expires_a_duration_after_the_last_renewal() -> None:
-    def claim(**spec: object) -> EffectClaim:
-        body = {
-            "metadata": {"name": "c", "creationTimestamp": T0.isoformat()},
-            "spec": {"stepRunRef": {"name": "s"}, "effectKey": "k", **spec},
-        }
-        return codec.convert(body, EffectClaim)
-
-    renewed = T0 + datetime.timedelta(seconds=30)
-    held = claim(
-        holderIdentity="h",
-        acquireTime=T0.isoformat(),
-        renewTime=renewed.isoformat(),
-        leaseDurationSeconds=10,
-    )
-    assert lease_expiry(held) == renewed + datetime.timedelta(seconds=10)
-    assert lease_expiry(claim(holderIdentity="h")) == T0 + datetime.timedelta(seconds=600)
-    assert lease_expiry(claim()) is None
