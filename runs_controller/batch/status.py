@@ -76,9 +76,10 @@ def with_phase(
 ) -> StepRunStatus:
     """`base` (default: the observed status) moved to `change.phase` (§1.3 for StepRuns).
 
-    Negative retries read 0; Pending starts the clock; Blocked keeps its message in
-    `lastFailureMsg` (cleared when it is unblocked); a terminal phase stamps finishedAt and
-    duration once; the three conditions follow the phase (ruling 30).
+    Negative retries read 0; Pending, Running or an end starts the clock when nothing did;
+    Blocked keeps its message in `lastFailureMsg` (cleared when it is unblocked); a terminal
+    phase stamps finishedAt and duration once; the three conditions follow the phase
+    (ruling 30).
     """
     status = base if base is not None else observed(steprun)
     generation = steprun.metadata.generation if steprun.metadata else None
@@ -96,7 +97,10 @@ def with_phase(
             previous=status.conditions,
         ),
     }
-    if change.phase in ("Pending", "Running") and status.started_at is None:
+    if status.started_at is None and (
+        change.phase in ("Pending", "Running") or is_terminal(change.phase)
+    ):
+        # A StepRun the SDK finished before our Running apply landed still gets a start.
         updates["started_at"] = now
     if change.phase == "Blocked":
         updates["last_failure_msg"] = change.message
@@ -106,7 +110,7 @@ def with_phase(
         finished = status.finished_at or now
         updates["finished_at"] = finished
         if status.finished_at is None or not status.duration:
-            updates["duration"] = _duration(status.started_at or now, finished)
+            updates["duration"] = _duration(updates.get("started_at", status.started_at), finished)
     return msgspec.structs.replace(status, **updates)
 
 

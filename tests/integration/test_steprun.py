@@ -4,6 +4,7 @@ controller and the Engram SDK (`steprun_support.FakeKubelet`)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -389,6 +390,10 @@ async def test_the_job_environment_carries_the_contract_variables(
     assert env["BUBU_MAX_RECURSION_DEPTH"] == "32"
     assert env["BUBU_DEBUG"] == "false"
     assert steprun.status is not None and steprun.status.started_at is not None
+    # The Job was built on the StepRun's first look, before any start: its creation time.
+    assert steprun.metadata is not None and steprun.metadata.creation_timestamp is not None
+    started = datetime.datetime.fromisoformat(env["BUBU_STARTED_AT"].replace("Z", "+00:00"))
+    assert started == steprun.metadata.creation_timestamp
     assert job.spec is not None
     assert job.spec.active_deadline_seconds == 30 * 60 + 120
     container = job.spec.template.spec.containers[0]

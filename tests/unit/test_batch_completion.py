@@ -99,6 +99,13 @@ def test_a_terminal_phase_stamps_finished_and_duration_once() -> None:
     assert (later.finished_at, later.duration) == (NOW, "1m5s")
 
 
+def test_an_end_without_a_start_gets_one() -> None:
+    status = with_phase(steprun({"phase": "Succeeded"}), PhaseChange("Succeeded"), now=NOW)
+    assert (status.started_at, status.finished_at, status.duration) == (NOW, NOW, "0s")
+    blocked = with_phase(steprun(), PhaseChange("Blocked", "ReferenceNotFound", "x"), now=NOW)
+    assert blocked.started_at is None
+
+
 def test_blocked_keeps_its_message_in_last_failure_msg_until_unblocked() -> None:
     status = with_phase(steprun(), PhaseChange("Blocked", "ReferenceNotFound", "no"), now=NOW)
     assert status.last_failure_msg == "no"
