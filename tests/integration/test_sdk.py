@@ -247,3 +247,43 @@ async def test_a_step_past_its_timeout_reports_timeout_and_sigterm_reports_cance
     )
     assert timed_out.status.error is not None and timed_out.status.error.type == "timeout"
     assert (canceled.status.phase, canceled.status.exit_code) == ("Canceled", 143)
+
+
+async def test_a_long_effect_keeps_its_short_lease_renewed_so_nobody_takes_it_over(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    env = await _steprun_env(client, namespace)
+    runs: list[int] = []
+    started = anyio.Event()
+
+    async def slow_effect() -> str:
+        runs.append(1)
+        started.set()
+        await anyio.sleep(2.5)  # well past the 1 s lease: only renewals keep it
+        return "done"
+
+    async def late_worker() -> Any:
+        await started.wait()
+        await anyio.sleep(1.2)  # the lease would be stale by now without renewals
+        return await execute_once(client, env, "long", slow_effect, lease_seconds=1)
+
+    results: list[Any] = []
+
+    async def first() -> None:
+        results.append(await execute_once(client, env, "long", slow_effect, lease_seconds=1))
+
+    async def second() -> None:
+        results.append(await late_worker())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(first)
+        group.start_soon(second)
+    assert len(runs) == 1
+    assert sorted(r.executed for r in results) == [False, True]
+    claim = await client.get(
+        EFFECT_CLAIMS,
+        derive_effectclaim_name(namespace, "e1-pay", "long"),
+        namespace,
+        type=EffectClaim,
+    )
+    assert claim.spec.lease_transitions in (None, 0)  # never taken over
