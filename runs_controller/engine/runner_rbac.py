@@ -71,7 +71,9 @@ def base_rules() -> list[PolicyRule]:
     return [
         _rule(_RUNS_GROUP, "stepruns", "get", "watch"),
         _rule(_RUNS_GROUP, "stepruns/status", "patch", "update"),
-        _rule(_RUNS_GROUP, "effectclaims", "get", "create", "update"),
+        # `delete`, beyond the reference: a released claim cannot be taken again in place
+        # (the CRD freezes completedAt), so the SDK deletes it at its exact version.
+        _rule(_RUNS_GROUP, "effectclaims", "get", "create", "update", "delete"),
         _rule(_TRANSPORT_GROUP, "transportbindings", "get", "list", "watch"),
         _rule(_TRANSPORT_GROUP, "transportbindings/status", "get", "patch", "update"),
     ]

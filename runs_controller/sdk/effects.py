@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from runs_controller.api.codec import MicroTime
+from runs_controller.api.codec import MicroTime, encode
 from runs_controller.api.runs.effectclaim import EffectClaim
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine.leases import DEFAULT_LEASE_SECONDS, stale_at
@@ -147,11 +147,20 @@ class _Effects:
         }
 
     async def patch(self, claim: EffectClaim, spec: dict[str, Any]) -> EffectClaim:
-        meta = claim.metadata
-        assert meta is not None  # noqa: S101
-        body = {"metadata": {"resourceVersion": meta.resource_version}, "spec": spec}
-        written: EffectClaim = await self.client.merge_patch(
-            EFFECT_CLAIMS, self.name, body, self.env.namespace, type=EffectClaim
+        """`claim` with `spec` changed (None removes a field), written back whole (an update:
+        the engram-runner Role grants `update` on claims, not `patch`); its resourceVersion
+        makes the write a compare-and-swap."""
+        body: dict[str, Any] = json.loads(encode(claim))
+        body.pop("status", None)
+        body.get("metadata", {}).pop("managedFields", None)  # omitted: left as they are
+        fields = body.setdefault("spec", {})
+        for key, value in spec.items():
+            if value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value
+        written: EffectClaim = await self.client.replace(
+            EFFECT_CLAIMS, body, self.name, self.env.namespace, type=EffectClaim
         )
         return written
 

@@ -16,10 +16,15 @@ import pytest
 from runs_controller.api.codec import MicroTime
 from runs_controller.api.k8s import Job
 from runs_controller.api.runs.effectclaim import EffectClaim
+from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine.naming import derive_effectclaim_name
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.resources import EFFECT_CLAIMS
+from runs_controller.kube.config import load_kubeconfig
+from runs_controller.kube.errors import Forbidden
+from runs_controller.kube.resources import EFFECT_CLAIMS, STEP_RUNS
 from runs_controller.sdk import StepEnvironment, execute_once
+from runs_controller.testing import ControlPlane
+from runs_controller.testing.wait import poll_until_async
 from tests.integration.steprun_support import (
     get_steprun,
     manual_steprun,
@@ -73,8 +78,25 @@ async def run_engram(env: dict[str, str]) -> int:
     return process.returncode
 
 
+async def _runner_credentials(control_plane: ControlPlane, namespace: str, run: str) -> Path:
+    """A kubeconfig with a token of the run's engram-runner ServiceAccount (what the Job's pod
+    mounts), once the authorizer honours its RoleBinding."""
+    path = control_plane.service_account_kubeconfig(namespace, f"{run}-engram-runner")
+
+    async def authorised() -> bool | None:
+        async with KubeClient(await load_kubeconfig(path)) as runner:
+            try:
+                await runner.get(STEP_RUNS, f"{run}-hello", namespace, type=StepRun)
+            except Forbidden:
+                return None
+        return True
+
+    await poll_until_async(authorised, within=30, what="the runner's RoleBinding to apply")
+    return path
+
+
 async def test_the_example_engram_completes_a_real_steprun_from_its_jobs_environment(
-    client: KubeClient, kubeconfig: Path, namespace: str, crds: list[str]
+    client: KubeClient, control_plane: ControlPlane, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
     spec = {"steps": [engram_step("hello", **{"with": {"name": "{{ inputs.who }}"}})]}
@@ -82,7 +104,9 @@ async def test_the_example_engram_completes_a_real_steprun_from_its_jobs_environ
     async with running_controller(client, namespace):
         await create_run(client, namespace, "h1", "greeting", {"who": "Ada"})
         job = await wait_for_job(client, namespace, "h1-hello")
-        code = await run_engram(pod_environment(job, kubeconfig, "h1-hello-pod"))
+        # The Engram runs with exactly the rights of the Job's ServiceAccount (its Role).
+        credentials = await _runner_credentials(control_plane, namespace, "h1")
+        code = await run_engram(pod_environment(job, credentials, "h1-hello-pod"))
         await write_job_status(client, job, succeeded=1)  # the kubelet saw it exit 0
         run = await wait_for_phase(client, namespace, "h1", {"Succeeded", "Failed"})
     assert code == 0
@@ -105,7 +129,7 @@ async def test_the_example_engram_completes_a_real_steprun_from_its_jobs_environ
 
 
 async def test_a_retryable_failure_reported_by_the_sdk_is_retried_by_the_controller(
-    client: KubeClient, kubeconfig: Path, namespace: str, crds: list[str]
+    client: KubeClient, control_plane: ControlPlane, namespace: str, crds: list[str]
 ) -> None:
     await create_engram(client, namespace)
     step = engram_step(
@@ -115,7 +139,8 @@ async def test_a_retryable_failure_reported_by_the_sdk_is_retried_by_the_control
     async with running_controller(client, namespace):
         await create_run(client, namespace, "f1", "flaky")
         job = await wait_for_job(client, namespace, "f1-hello")
-        code = await run_engram(pod_environment(job, kubeconfig, "f1-hello-pod"))
+        credentials = await _runner_credentials(control_plane, namespace, "f1")
+        code = await run_engram(pod_environment(job, credentials, "f1-hello-pod"))
         retried = await wait_for_steprun(
             client,
             namespace,

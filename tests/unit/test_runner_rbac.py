@@ -46,7 +46,7 @@ BASE_WIRE: list[dict[str, Any]] = [
     {
         "apiGroups": ["runs.bubustack.io"],
         "resources": ["effectclaims"],
-        "verbs": ["get", "create", "update"],
+        "verbs": ["get", "create", "update", "delete"],
     },
     {
         "apiGroups": ["transport.bubustack.io"],
