@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from runs_controller.api.meta import Condition, OwnerReference
 from runs_controller.api.runs.effectclaim import EffectClaimStatus
 from runs_controller.engine import leases
+from runs_controller.engine.conditions import ready_progressing_degraded
 from runs_controller.engine.finality import DEFAULT_MAX_RETRIES, is_final
 from runs_controller.engine.naming import derive_effectclaim_name
 
@@ -96,24 +97,16 @@ def conditions(
     previous: Sequence[Condition] | None,
 ) -> list[Condition]:
     """Ready/Progressing/Degraded; a transition time is kept while the status stays."""
-    wanted = {"Ready": life.ready, "Progressing": life.progressing, "Degraded": life.degraded}
-    by_type = {c.type: c for c in previous or ()}
-    out = []
-    for type_, flag in wanted.items():
-        status = "True" if flag else "False"
-        old = by_type.get(type_)
-        since = old.last_transition_time if old is not None and old.status == status else now
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                last_transition_time=since,
-                reason=life.reason[:64],
-                message=life.message[:2048],
-                observed_generation=generation,
-            )
-        )
-    return out
+    return ready_progressing_degraded(
+        life.ready,
+        life.progressing,
+        life.degraded,
+        life.reason,
+        life.message,
+        generation=generation,
+        now=now,
+        previous=previous,
+    )
 
 
 def claim_status(

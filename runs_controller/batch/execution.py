@@ -29,7 +29,9 @@ from runs_controller.api.bubustack.shared import (
     ExecutionOverrides,
     PlacementPolicy,
     ResourcePolicy,
+    SecurityPolicy,
     StoragePolicy,
+    WorkloadSecurity,
 )
 from runs_controller.api.k8s import ResourceRequirements, SecurityContext
 from runs_controller.engine.durations import parse_go_duration
@@ -156,6 +158,18 @@ class _Draft:
         if value is not None:
             _check_run_as(value, where)
             self.run_as_user = value
+
+    def security(self, security: WorkloadSecurity | SecurityPolicy | None, where: str) -> None:
+        """The settings a layer's security block sets (`where` names the block)."""
+        if security is None:
+            return
+        if security.run_as_non_root is not None:
+            self.run_as_non_root = security.run_as_non_root
+        if security.read_only_root_filesystem is not None:
+            self.read_only_root_filesystem = security.read_only_root_filesystem
+        if security.allow_privilege_escalation is not None:
+            self.allow_privilege_escalation = security.allow_privilege_escalation
+        self.run_as(security.run_as_user, f"{where}.runAsUser")
 
 
 def _check_run_as(value: int | None, where: str) -> None:
@@ -346,15 +360,7 @@ def _apply_overrides(draft: _Draft, overrides: ExecutionOverrides | None, where:
         draft.debug = overrides.debug
     if overrides.max_inline_size is not None:
         draft.max_inline_size = overrides.max_inline_size
-    security = overrides.security
-    if security is not None:
-        if security.run_as_non_root is not None:
-            draft.run_as_non_root = security.run_as_non_root
-        if security.read_only_root_filesystem is not None:
-            draft.read_only_root_filesystem = security.read_only_root_filesystem
-        if security.allow_privilege_escalation is not None:
-            draft.allow_privilege_escalation = security.allow_privilege_escalation
-        draft.run_as(security.run_as_user, f"{where}.security.runAsUser")
+    draft.security(overrides.security, f"{where}.security")
     draft.placement(overrides.placement)
     if overrides.image_pull_policy is not None:
         _pull_policy(draft, overrides.image_pull_policy, f"{where}.imagePullPolicy")
@@ -402,15 +408,7 @@ def _apply_story(draft: _Draft, story: Story | None, step: Step | None) -> None:
     if execution is not None:
         pe = f"{where} policy.execution"
         _resource_policy(draft, execution.resources, f"{pe}.resources")
-        security = execution.security
-        if security is not None:
-            if security.run_as_non_root is not None:
-                draft.run_as_non_root = security.run_as_non_root
-            if security.allow_privilege_escalation is not None:
-                draft.allow_privilege_escalation = security.allow_privilege_escalation
-            if security.read_only_root_filesystem is not None:
-                draft.read_only_root_filesystem = security.read_only_root_filesystem
-            draft.run_as(security.run_as_user, f"{pe}.security.runAsUser")
+        draft.security(execution.security, f"{pe}.security")
         draft.placement(execution.placement)
         job = execution.job
         if job is not None:

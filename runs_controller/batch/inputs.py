@@ -22,10 +22,10 @@ from runs_controller.engine.schemas import (
 )
 from runs_controller.expr.api import resolve_value
 from runs_controller.expr.errors import EvaluationBlocked, OffloadedData, TemplateError
-from runs_controller.expr.validate import check_template_safety
+from runs_controller.expr.validate import check_value_safety
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Mapping
 
     from runs_controller.api.bubustack.story import Step, Story
     from runs_controller.api.catalog.engramtemplate import EngramTemplate
@@ -96,19 +96,6 @@ def missing_requirement(requires: Iterable[str], values: Mapping[str, Any]) -> s
     return None
 
 
-def _strings(value: Any) -> Iterator[str]:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def render(
     spec_input: dict[str, Any] | None,
     values: Mapping[str, Any],
@@ -127,8 +114,7 @@ def render(
             f"required context '{missing}' is nil — upstream step produced no output for this key",
         )
     try:
-        for text in _strings(spec_input):
-            check_template_safety(text)
+        check_value_safety(spec_input)
         resolved = resolve_value(
             spec_input or {},
             dict(values),

@@ -30,7 +30,7 @@ def story_step(story: Story | None, steprun: StepRun) -> Step | None:
     return steps.get(steprun.spec.step_id)
 
 
-def dependency_step(story: Story | None, steprun: StepRun) -> str:
+def dependency_step(steprun: StepRun) -> str:
     """The top-level step whose dependencies gate this StepRun's templates."""
     labels = (steprun.metadata.labels if steprun.metadata else None) or {}
     return labels.get(keys.LABEL_PARENT_STEP) or steprun.spec.step_id

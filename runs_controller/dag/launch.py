@@ -39,14 +39,14 @@ from runs_controller.expr import (
     EvaluationBlocked,
     OffloadedData,
     TemplateError,
-    check_template_safety,
+    check_value_safety,
     resolve_template_string,
     resolve_value,
 )
 from runs_controller.expr.gofmt import go_sprintf
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
     from runs_controller.api.bubustack.engram import Engram
     from runs_controller.api.bubustack.story import Story
@@ -602,8 +602,7 @@ def _resolve_block(
     if block is None:
         return None
     try:
-        for text in _strings(block):
-            check_template_safety(text)
+        check_value_safety(block)
         resolved = resolve_value(block, dict(variables))
     except EvaluationBlocked as exc:
         return LaunchBlocked(f"failed to resolve 'with' for {what}: {exc}")
@@ -622,20 +621,6 @@ def _resolve_block(
             f"failed to resolve 'with' for {what}: it must resolve to an object",
         )
     return resolved
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """Every string of a JSON value, object keys included (the reference scans the text)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 # --- executeStory steps ---------------------------------------------------------------------

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runs_controller.api.enums import TERMINAL_PHASES
-from runs_controller.api.meta import Condition
 from runs_controller.api.runs.storyrun import StepState, StoryRun
 from runs_controller.dag.graph import normalize_alias
 from runs_controller.dag.limits import is_queued_message
+from runs_controller.engine.conditions import ready_progressing_degraded
 from runs_controller.engine.finality import is_final, success_unconfirmed
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from runs_controller.api.bubustack.story import Step, StorySpec
+    from runs_controller.api.meta import Condition
     from runs_controller.api.runs.steprun import StepRun
 
 RUNNING_PHASES = frozenset({"Running", "Pending", "Paused"})
@@ -227,28 +228,16 @@ def phase_conditions(
     degraded: bool | None = None,
 ) -> list[Condition]:
     """Ready/Progressing/Degraded for a phase (§1.2); transition times kept when unchanged."""
-    wanted = {
-        "Ready": phase == "Succeeded",
-        "Progressing": not is_terminal(phase),
-        "Degraded": phase in DEGRADED_PHASES if degraded is None else degraded,
-    }
-    by_type = {c.type: c for c in previous or ()}
-    out = []
-    for type_, flag in wanted.items():
-        status = "True" if flag else "False"
-        old = by_type.get(type_)
-        since = old.last_transition_time if old is not None and old.status == status else now
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                last_transition_time=since,
-                reason=reason[:64],
-                message=message[:2048],
-                observed_generation=generation,
-            )
-        )
-    return out
+    return ready_progressing_degraded(
+        phase == "Succeeded",
+        not is_terminal(phase),
+        phase in DEGRADED_PHASES if degraded is None else degraded,
+        reason,
+        message,
+        generation=generation,
+        now=now,
+        previous=previous,
+    )
 
 
 def steps_context(

@@ -20,6 +20,7 @@ from .errors import (
 from .limits import Limits
 from .validate import (
     check_template_safety,
+    check_value_safety,
     extract_step_references,
     extract_step_references_strict,
     validate_template_string,
@@ -37,6 +38,7 @@ __all__ = [
     "TemplateSyntaxError",
     "cache_info",
     "check_template_safety",
+    "check_value_safety",
     "clear_caches",
     "evaluate_condition",
     "extract_step_references",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import TemplateError, TemplateSafetyError
 from .functions import DISALLOWED, function_names
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_template_safety",
+    "check_value_safety",
     "extract_step_references",
     "extract_step_references_strict",
     "validate_template_string",
@@ -54,6 +55,21 @@ def check_template_safety(text: str) -> None:
         if k < 0:
             return
         i = k + 2
+
+
+def check_value_safety(value: Any) -> None:
+    """`check_template_safety` on every string of a JSON value, object keys included (the
+    reference screens the value's JSON text, keys and all)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            check_template_safety(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _root_dot_nodes(tree: ListNode) -> list[Node]:

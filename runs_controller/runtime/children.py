@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from runs_controller.api.meta import ObjectMeta, OwnerReference, Resource
-from runs_controller.kube.errors import AlreadyExists
+from runs_controller.kube.errors import AlreadyExists, NotFound
 from runs_controller.runtime.informer import FIELD_MANAGER
 from runs_controller.runtime.reconciler import TerminalError
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound=Resource)
 
 CHILD_CONFLICT = "ChildConflict"
+BACKGROUND = "Background"
 
 
 class ChildConflict(TerminalError):
@@ -49,6 +50,25 @@ def controller_reference(owner: Any, resource: ResourceType) -> OwnerReference:
         controller=True,
         block_owner_deletion=True,
     )
+
+
+async def delete_exactly(client: KubeClient, resource: ResourceType, obj: Any) -> bool:
+    """Delete `obj` itself (a UID precondition: a successor under the same name is spared)
+    with background propagation, so its own dependents never wait on orphan finalizers
+    (ruling 28). False when it is gone already; `Conflict` when the name holds another object.
+    """
+    meta = obj.metadata
+    try:
+        await client.delete(
+            resource,
+            meta.name or "",
+            meta.namespace,
+            propagation_policy=BACKGROUND,
+            preconditions_uid=meta.uid,
+        )
+    except NotFound:
+        return False
+    return True
 
 
 def controller_of(obj: Any) -> OwnerReference | None:

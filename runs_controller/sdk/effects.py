@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from runs_controller.api.codec import MicroTime, encode
+from runs_controller.api.codec import MicroTime, encode, to_builtins
 from runs_controller.api.runs.effectclaim import EffectClaim
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine.leases import DEFAULT_LEASE_SECONDS, stale_at
@@ -330,8 +330,6 @@ class _Effects:
 
 
 def _builtins(value: Any) -> dict[str, Any]:
-    from runs_controller.api.codec import to_builtins
-
     result: dict[str, Any] = to_builtins(value)
     return result
 

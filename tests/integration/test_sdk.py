@@ -284,18 +284,18 @@ async def test_a_long_effect_keeps_its_short_lease_renewed_so_nobody_takes_it_ov
     async def slow_effect() -> str:
         runs.append(1)
         started.set()
-        await anyio.sleep(2.5)  # well past the 1 s lease: only renewals keep it
+        await anyio.sleep(5)  # well past the 2 s lease: only renewals keep it
         return "done"
 
     async def late_worker() -> Any:
         await started.wait()
-        await anyio.sleep(1.2)  # the lease would be stale by now without renewals
-        return await execute_once(client, env, "long", slow_effect, lease_seconds=1)
+        await anyio.sleep(3)  # the lease would be stale by now without renewals
+        return await execute_once(client, env, "long", slow_effect, lease_seconds=2)
 
     results: list[Any] = []
 
     async def first() -> None:
-        results.append(await execute_once(client, env, "long", slow_effect, lease_seconds=1))
+        results.append(await execute_once(client, env, "long", slow_effect, lease_seconds=2))
 
     async def second() -> None:
         results.append(await late_worker())

@@ -305,5 +305,6 @@ def test_a_parallel_branch_finds_its_branch_and_waits_on_the_parallel_step() -> 
     )
     found = story_step(story, branch)
     assert found is not None and found.name == "b1"
-    assert dependency_step(story, branch) == "fan"
+    assert dependency_step(branch) == "fan"
+    assert dependency_step(plain) == "work"
     assert story_step(None, plain) is None

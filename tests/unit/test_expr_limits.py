@@ -226,3 +226,16 @@ def test_compile_cache_reuses_parses() -> None:
     assert cache_info().hits >= 1
     assert compile_template(text) is compile_template(text)
     assert analyze(text) is analyze(text)
+
+
+def test_value_safety_screens_every_string_of_a_json_value_keys_included() -> None:
+    from runs_controller.expr import TemplateSafetyError, check_value_safety
+
+    check_value_safety({"a": ["{{ .inputs.x }}", 1, None], "b": {"c": "plain"}})
+    for hostile in (
+        {"a": ['{{ env "HOME" }}']},
+        {'{{ expandenv "$HOME" }}': 1},
+        [[{"deep": '{{ getHostByName "x" }}'}]],
+    ):
+        with pytest.raises(TemplateSafetyError):
+            check_value_safety(hostile)

@@ -22,6 +22,7 @@ from runs_controller.api.runs.steprun import StepRun
 from runs_controller.batch import effects
 from runs_controller.kube.errors import Conflict, NotFound
 from runs_controller.kube.resources import EFFECT_CLAIMS, STEP_RUNS
+from runs_controller.runtime.children import delete_exactly
 from runs_controller.runtime.reconciler import Request, Result
 from runs_controller.runtime.written import WrittenObjects
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("runs_controller.effectclaim")
 
 ACTION = "Reconcile"
-BACKGROUND = "Background"
 
 
 class EffectClaimReconciler:
@@ -82,14 +82,8 @@ class EffectClaimReconciler:
         self._event(claim, why.type, why.reason, why.message)
         # This very claim (UID precondition): a successor under the same name is not ours to
         # judge on this copy. Gone already, or replaced: nothing to do.
-        with contextlib.suppress(NotFound, Conflict):
-            await self.kit.client.delete(
-                EFFECT_CLAIMS,
-                meta.name or "",
-                meta.namespace,
-                propagation_policy=BACKGROUND,
-                preconditions_uid=meta.uid,
-            )
+        with contextlib.suppress(Conflict):
+            await delete_exactly(self.kit.client, EFFECT_CLAIMS, claim)
         self._written.forget(f"{meta.namespace}/{meta.name}")
         return Result()
 

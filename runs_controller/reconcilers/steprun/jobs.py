@@ -25,7 +25,7 @@ from runs_controller.batch.steps import story_step
 from runs_controller.engine.naming import engram_runner_name
 from runs_controller.kube.errors import AlreadyExists, ApiError, Conflict, Invalid, NotFound
 from runs_controller.kube.resources import JOBS, STEP_RUNS
-from runs_controller.runtime.children import controller_reference
+from runs_controller.runtime.children import controller_reference, delete_exactly
 from runs_controller.runtime.offload import run_pure
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("runs_controller.steprun")
 
-BACKGROUND = "Background"
 REQUEST_ENTITY_TOO_LARGE = 413
 MAX_JOB_BYTES = 1_572_864
 """etcd's default request limit (1.5 MiB): a larger Job cannot be stored. The apiserver does
@@ -108,17 +107,9 @@ class JobLauncher:
     async def delete(self, job: Job) -> None:
         """Delete `job` (this very one: UID precondition) and its pods in the background
         (ruling 28)."""
-        meta = job.metadata
-        assert meta is not None  # noqa: S101
         self._created.pop(_key(job), None)
-        with contextlib.suppress(NotFound, Conflict):
-            await self.kit.client.delete(
-                JOBS,
-                meta.name or "",
-                meta.namespace,
-                propagation_policy=BACKGROUND,
-                preconditions_uid=meta.uid,
-            )
+        with contextlib.suppress(Conflict):
+            await delete_exactly(self.kit.client, JOBS, job)
 
     def _stepruns_of(self, run: StoryRun) -> list[StepRun]:
         uid = run.metadata.uid if run.metadata else None
@@ -258,4 +249,4 @@ def _too_large(message: str) -> LaunchOutcome:
     return LaunchOutcome(failure=("InputTooLarge", message), event="JobCreateTooLarge")
 
 
-__all__ = ["BACKGROUND", "MAX_JOB_BYTES", "JobLauncher", "LaunchOutcome"]
+__all__ = ["MAX_JOB_BYTES", "JobLauncher", "LaunchOutcome"]

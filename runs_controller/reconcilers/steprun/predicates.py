@@ -19,30 +19,24 @@ def _phase(obj: Any) -> str | None:
     return obj.status.phase if obj.status is not None else None
 
 
-def steprun_changed(event: Event[Any]) -> bool:
+def _new_spec_or_deletion(event: Event[Any]) -> bool:
+    """Anything but an update, a new generation, or the start of a deletion."""
     if event.type != "updated" or event.old is None:
         return True
-    new, old = event.obj, event.old
-    if new.metadata is None or old.metadata is None:
+    new, old = event.obj.metadata, event.old.metadata
+    if new is None or old is None or new.generation != old.generation:
         return True
-    if new.metadata.generation != old.metadata.generation:
-        return True
-    if new.metadata.deletion_timestamp is not None and old.metadata.deletion_timestamp is None:
-        return True
-    return bool(_phase(new) != _phase(old))
+    return new.deletion_timestamp is not None and old.deletion_timestamp is None
+
+
+def steprun_changed(event: Event[Any]) -> bool:
+    old: Any = event.old  # an update's previous version once the first check says no
+    return _new_spec_or_deletion(event) or bool(_phase(event.obj) != _phase(old))
 
 
 def job_changed(event: Event[Any]) -> bool:
-    if event.type != "updated" or event.old is None:
-        return True
-    new, old = event.obj, event.old
-    if new.metadata is None or old.metadata is None:
-        return True
-    if new.metadata.generation != old.metadata.generation:
-        return True
-    if new.metadata.deletion_timestamp is not None and old.metadata.deletion_timestamp is None:
-        return True
-    return bool(new.status != old.status)
+    old: Any = event.old
+    return _new_spec_or_deletion(event) or bool(event.obj.status != old.status)
 
 
 def spec_changed(event: Event[Any]) -> bool:

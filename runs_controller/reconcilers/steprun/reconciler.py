@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
+from runs_controller.api.k8s import Pod
 from runs_controller.api.runs.steprun import StepRun, StepRunStatus
 from runs_controller.batch import completion, inputs
 from runs_controller.batch.status import (
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from runs_controller.api.bubustack.engram import Engram
     from runs_controller.api.bubustack.story import Story
     from runs_controller.api.catalog.engramtemplate import EngramTemplate
-    from runs_controller.api.k8s import Job, Pod
+    from runs_controller.api.k8s import Job
     from runs_controller.api.runs.storyrun import StoryRun
     from runs_controller.engine.operator_config import OperatorConfig
     from runs_controller.observability.steprun_metrics import StepRunMetrics
@@ -288,7 +289,7 @@ class StepRunReconciler:
         by_controller: bool,
     ) -> Result:
         """The checks after a success, whoever reported it (ruling 5)."""
-        engram, template = self._engram_and_template(step)
+        template = self._template_of(step)
         story = self._story_of(run)
         failure = None
         if template is not None:
@@ -318,7 +319,6 @@ class StepRunReconciler:
                     "OutputKeyMismatch",
                     f"output lacks declared keys: {', '.join(missing)}",
                 )
-        del engram
         return Result()
 
     # -- active StepRuns --------------------------------------------------------------------
@@ -447,7 +447,7 @@ class StepRunReconciler:
             )
             return Result()
         if outcome.blocked is not None:
-            if inputs.dependencies_finished(run, self._story_of(run), dependency_step(None, step)):
+            if inputs.dependencies_finished(run, self._story_of(run), dependency_step(step)):
                 message = f"Input resolution failed after dependencies completed: {outcome.blocked}"
                 return await self._fail(step, inputs.REASON_EXPRESSION_FAILED, message, now)
             self._event(step, "Normal", "JobTemplateBlocked", outcome.blocked)
@@ -635,21 +635,20 @@ class StepRunReconciler:
         ref = run.spec.story_ref
         return self.stories.get(ref.namespace or run.metadata.namespace or "", ref.name)
 
-    def _engram_and_template(self, step: StepRun) -> tuple[Engram | None, EngramTemplate | None]:
+    def _template_of(self, step: StepRun) -> EngramTemplate | None:
+        """The EngramTemplate of the StepRun's Engram, from the caches."""
         ref = step.spec.engram_ref
         meta = step.metadata
         if ref is None or meta is None:
-            return None, None
+            return None
         engram = self.engrams.get(ref.namespace or meta.namespace or "", ref.name)
         if engram is None:
-            return None, None
-        return engram, self.templates.get("", engram.spec.template_ref.name)
+            return None
+        return self.templates.get("", engram.spec.template_ref.name)
 
     async def _pods(self, step: StepRun) -> list[Pod]:
         """The pods of the StepRun's Job: a fresh read, only on the rare paths that need it
         (a failed Job's exit code, a vanished Job's leftovers)."""
-        from runs_controller.api.k8s import Pod
-
         meta = step.metadata
         assert meta is not None  # noqa: S101
         pods = await self.kit.client.list(

@@ -6,7 +6,6 @@ a deleted child's watch event wakes the run, so nothing here polls.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +17,10 @@ from runs_controller.dag.states import counters, is_terminal
 from runs_controller.engine import keys
 from runs_controller.engine.durations import parse_go_duration
 from runs_controller.engine.finality import is_final
-from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STORY_RUNS
 from runs_controller.reconcilers.storyrun.dependents import delete_all, signal_cancel
 from runs_controller.reconcilers.storyrun.transitions import PhaseChange, observed_status
+from runs_controller.runtime.children import delete_exactly
 from runs_controller.runtime.reconciler import Result, TerminalError
 
 if TYPE_CHECKING:
@@ -200,16 +199,7 @@ async def terminal(
     expiry = finished + datetime.timedelta(seconds=max(keep, 0))
     if keep > 0 and now < expiry:
         return Result(requeue_after=(expiry - now).total_seconds())
-    meta = run.metadata
-    assert meta is not None  # noqa: S101
-    with contextlib.suppress(NotFound):
-        await rec.kit.client.delete(
-            STORY_RUNS,
-            meta.name or "",
-            meta.namespace,
-            propagation_policy="Background",
-            preconditions_uid=meta.uid,
-        )
+    await delete_exactly(rec.kit.client, STORY_RUNS, run)
     return Result()
 
 

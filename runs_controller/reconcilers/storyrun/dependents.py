@@ -10,6 +10,7 @@ from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine import keys
 from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
+from runs_controller.runtime.children import delete_exactly
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from runs_controller.runtime.cache import CacheReader
 
 log = structlog.get_logger("runs_controller.storyrun")
-
-BACKGROUND = "Background"
 
 
 def _uid(obj: Any) -> str:
@@ -68,15 +67,7 @@ async def delete_all(
             meta = obj.metadata
             if meta is None or meta.deletion_timestamp is not None:
                 continue
-            try:
-                await client.delete(
-                    resource,
-                    meta.name or "",
-                    meta.namespace,
-                    propagation_policy=BACKGROUND,
-                    preconditions_uid=meta.uid,
-                )
-            except NotFound:
+            if not await delete_exactly(client, resource, obj):
                 remaining -= 1
     return remaining
 
@@ -105,15 +96,10 @@ async def signal_cancel(
             except NotFound:
                 pending -= 1
                 continue
-        if force and meta.deletion_timestamp is None:
-            try:
-                await client.delete(
-                    STEP_RUNS,
-                    meta.name or "",
-                    meta.namespace,
-                    propagation_policy=BACKGROUND,
-                    preconditions_uid=meta.uid,
-                )
-            except NotFound:
-                pending -= 1
+        if (
+            force
+            and meta.deletion_timestamp is None
+            and not await delete_exactly(client, STEP_RUNS, steprun)
+        ):
+            pending -= 1
     return pending
