@@ -5,7 +5,8 @@
 #
 #   e2e/controlplane/build.sh                 # the default set: kube-apiserver etcd kubectl
 #   e2e/controlplane/build.sh kubectl         # any of: kube-apiserver kube-controller-manager
-#                                             #   kube-scheduler kubectl etcd
+#                                             #   kube-scheduler kubectl etcd kwok helm kubeconform
+#   e2e/controlplane/build.sh --all           # every one of them (the full stack and the tools)
 #   e2e/controlplane/build.sh --print-dir     # print the directory the binaries land in
 #
 # Environment: RUNS_CONTROLLER_CACHE (default ~/.cache/runs-controller).
@@ -26,7 +27,9 @@ fi
 export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 targets=("$@")
-if [[ ${#targets[@]} -eq 0 ]]; then
+if [[ "${1:-}" == "--all" ]]; then
+  targets=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kwok helm kubeconform)
+elif [[ ${#targets[@]} -eq 0 ]]; then
   targets=(kube-apiserver etcd kubectl)
 fi
 
@@ -40,7 +43,7 @@ k8s_minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
 
 module_for() {
   case "$1" in
-    etcd) echo etcd ;;
+    etcd | kwok | helm | kubeconform) echo "$1" ;;
     kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo k8s ;;
     *) echo "unknown control-plane binary: $1" >&2; return 1 ;;
   esac
@@ -48,7 +51,13 @@ module_for() {
 
 stamp_for() {
   local name="$1" module="$2" version
-  if [[ "$module" == etcd ]]; then version="$ETCD_VERSION"; else version="$K8S_VERSION"; fi
+  case "$module" in
+    etcd) version="$ETCD_VERSION" ;;
+    kwok) version="$KWOK_VERSION" ;;
+    helm) version="$HELM_VERSION" ;;
+    kubeconform) version="$KUBECONFORM_VERSION" ;;
+    *) version="$K8S_VERSION" ;;
+  esac
   local sums
   sums="$(cat "$here/$module/go.mod" "$here/$module/go.sum" | sha256sum | cut -c1-16)"
   echo "$name $version recipe=$RECIPE_REVISION $go_version mod=$sums"
@@ -65,6 +74,16 @@ ldflags_for() {
       flags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
       flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
+  elif [[ "$module" == helm ]]; then
+    # Without these helm reports v3.22 and assumes Kubernetes 1.20 for `template` and `lint`.
+    flags+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    local pkg
+    for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+      flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+    done
+  elif [[ "$module" == kubeconform ]]; then
+    flags+=" -X main.version=$KUBECONFORM_VERSION"
   fi
   echo "$flags"
 }
@@ -72,6 +91,9 @@ ldflags_for() {
 package_for() {
   case "$1" in
     etcd) echo go.etcd.io/etcd/server/v3 ;;
+    kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
+    helm) echo helm.sh/helm/v3/cmd/helm ;;
+    kubeconform) echo github.com/yannh/kubeconform/cmd/kubeconform ;;
     *) echo "k8s.io/kubernetes/cmd/$1" ;;
   esac
 }

@@ -27,6 +27,9 @@ class BinariesNotFoundError(FileNotFoundError):
 class PinnedVersions:
     kubernetes: str
     etcd: str
+    kwok: str
+    helm: str
+    kubeconform: str
 
 
 def read_pinned_versions(path: Path = VERSIONS_FILE) -> PinnedVersions:
@@ -38,7 +41,13 @@ def read_pinned_versions(path: Path = VERSIONS_FILE) -> PinnedVersions:
             continue
         key, _, value = line.partition("=")
         values[key.strip()] = value.strip()
-    return PinnedVersions(kubernetes=values["K8S_VERSION"], etcd=values["ETCD_VERSION"])
+    return PinnedVersions(
+        kubernetes=values["K8S_VERSION"],
+        etcd=values["ETCD_VERSION"],
+        kwok=values["KWOK_VERSION"],
+        helm=values["HELM_VERSION"],
+        kubeconform=values["KUBECONFORM_VERSION"],
+    )
 
 
 def cache_root() -> Path:

@@ -47,6 +47,21 @@ def test_pinned_versions_match_the_go_modules() -> None:
     assert {version for _, version in replaced} == {staging}
 
 
+@pytest.mark.parametrize(
+    ("module", "path", "attribute"),
+    [
+        ("kwok", "sigs.k8s.io/kwok", "kwok"),
+        ("helm", "helm.sh/helm/v3", "helm"),
+        ("kubeconform", "github.com/yannh/kubeconform", "kubeconform"),
+    ],
+)
+def test_tool_versions_match_their_go_modules(module: str, path: str, attribute: str) -> None:
+    version = getattr(read_pinned_versions(), attribute)
+    go_mod = (binaries.CONTROLPLANE_DIR / module / "go.mod").read_text()
+    assert re.search(rf"{re.escape(path)} {re.escape(version)}\b", go_mod)
+    assert "\nreplace" not in go_mod, "tool modules need no replace lines"
+
+
 def test_default_cache_dir_is_keyed_by_kubernetes_version(clean_env: Path) -> None:
     pinned = read_pinned_versions()
     assert binaries.default_bin_dir() == clean_env / "bin" / pinned.kubernetes
