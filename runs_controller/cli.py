@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,17 +26,19 @@ from runs_controller.runtime.operator_config import DEFAULT_CONFIG_NAME
 log = structlog.get_logger("runs_controller")
 
 
-def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
+def _add_logging_flags(
+    parser: argparse.ArgumentParser, level: str = "info", fmt: str = "json"
+) -> None:
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("RUNS_CONTROLLER_LOG_LEVEL", "info"),
-        help="debug, info, warning or error (env RUNS_CONTROLLER_LOG_LEVEL; default info)",
+        default=os.environ.get("RUNS_CONTROLLER_LOG_LEVEL", level),
+        help=f"debug, info, warning or error (env RUNS_CONTROLLER_LOG_LEVEL; default {level})",
     )
     parser.add_argument(
         "--log-format",
         choices=["json", "console"],
-        default=os.environ.get("RUNS_CONTROLLER_LOG_FORMAT", "json"),
-        help="json (default) or console (env RUNS_CONTROLLER_LOG_FORMAT)",
+        default=os.environ.get("RUNS_CONTROLLER_LOG_FORMAT", fmt),
+        help=f"json or console (env RUNS_CONTROLLER_LOG_FORMAT; default {fmt})",
     )
 
 
@@ -176,16 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev",
-        help="start a local etcd + kube-apiserver (building them on first use) and run the "
-        "controller against it until Ctrl-C",
+        help="start the full local stack (building it on first use), install the sample Story, "
+        "run the controller and show a sample StoryRun live; the stack stays up until Ctrl-C",
     )
     dev.add_argument(
         "--no-build",
         action="store_true",
         help="fail instead of building missing control-plane binaries",
     )
+    dev.add_argument(
+        "--once", action="store_true", help="stop when the sample run ends (exit 0 if Succeeded)"
+    )
+    dev.add_argument("--name", default="world", help="the sample Story's input (default world)")
+    dev.add_argument(
+        "--output",
+        choices=["auto", "text", "json"],
+        default="auto",
+        help="the run's progress on stdout: sentences (auto on a terminal) or JSON lines",
+    )
     _add_controller_flags(dev)
-    _add_logging_flags(dev)
+    _add_logging_flags(dev, level="warning", fmt="console" if sys.stderr.isatty() else "json")
 
     manifests = commands.add_parser(
         "manifests", help="write the CRDs generated from runs_controller/api to a directory"
@@ -227,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(_settings(args))
-        return _dev(args, build=not args.no_build)
+        return _dev(args)
     except StartupError as error:
         log.error("startup_failed", error=str(error))
         return 1
@@ -300,38 +310,18 @@ def _crd_diff(ours: Path, theirs: Path, allow: Path | None) -> int:
     return 1 if unexplained or stale else 0
 
 
-def _dev(args: argparse.Namespace, *, build: bool) -> int:
-    # Imported here: the control plane harness (and its cryptography dependency) is a
-    # development tool, not part of the controller image.
-    from runs_controller.testing import BinariesNotFoundError, ControlPlane, find_binaries
-    from runs_controller.testing.binaries import BUILD_SCRIPT, cache_root
+def _dev(args: argparse.Namespace) -> int:
+    # Imported here: the local stack (and its cryptography dependency) is a development tool,
+    # not part of the controller image.
+    from runs_controller.dev.command import DevOptions, run_dev
 
-    try:
-        find_binaries(["etcd", "kube-apiserver"])
-    except BinariesNotFoundError as error:
-        if not build or not BUILD_SCRIPT.is_file():
-            log.error("control_plane_binaries_missing", error=str(error))
-            return 1
-        log.info("building_control_plane", script=str(BUILD_SCRIPT), note="first run: 10-30 min")
-        subprocess.run(["bash", str(BUILD_SCRIPT)], check=True)  # noqa: S603, S607
-
-    from runs_controller.testing import install_crds
-
-    with ControlPlane() as plane:
-        crd_dir = Path(__file__).resolve().parents[1] / "manifests" / "crds"
-        if crd_dir.is_dir():
-            install_crds(plane.admin, [crd_dir], timeout=120)
-        stable = cache_root() / "dev" / "kubeconfig"
-        stable.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(plane.kubeconfig_path, stable)
-        stable.chmod(0o600)
-        log.info(
-            "control_plane_ready",
-            server=plane.server,
-            kubeconfig=str(stable),
-            hint=f"export KUBECONFIG={stable}",
-        )
-        return _run(_settings(args, kubeconfig=stable))
+    options = DevOptions(
+        build=not args.no_build,
+        once=args.once,
+        human=sys.stdout.isatty() if args.output == "auto" else args.output == "text",
+        inputs={"name": args.name},
+    )
+    return run_dev(_settings(args), options)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,8 @@ class PodStatus(Struct, frozen=True):
     container_statuses: list[ContainerStatus] | None = None
     init_container_statuses: list[ContainerStatus] | None = None
     conditions: list[dict[str, Any]] | None = None
+    host_ip: str | None = None
+    pod_ip: str | None = None
 
 
 class Pod(Resource, kw_only=True, frozen=True):

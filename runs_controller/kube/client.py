@@ -300,10 +300,16 @@ class KubeClient:
         *,
         type: type[T],
         field_manager: str | None = None,
+        subresource: tuple[str, str] | None = None,
     ) -> T:
+        """POST `obj`; with `subresource=(name, sub)` to that subresource of one object instead
+        (a ServiceAccount's `token`, say), where `obj` carries its own apiVersion and kind."""
         if namespace is None:
             namespace = _name_namespace(obj)[1]
-        path = rt.path(_namespace(rt, namespace))
+        if subresource is not None:
+            path = rt.path(_namespace(rt, namespace), subresource[0], subresource[1])
+        else:
+            path = rt.path(_namespace(rt, namespace))
         query = build_query({"fieldManager": field_manager})
         body = _encode(with_type_meta(rt, obj))
         data = await self._call("POST", path, verb="create", query=query, body=body)

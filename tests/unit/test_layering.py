@@ -46,7 +46,8 @@ ALLOWED: dict[str, set[str]] = {
         "reconcilers",
     },
     "sdk": {"api", "engine", "kube", "observability"},
-    "cli": {"api", "engine", "kube", "observability", "runtime", "app", "testing"},
+    "dev": {"api", "engine", "kube", "observability", "runtime", "app", "testing"},
+    "cli": {"api", "engine", "kube", "observability", "runtime", "app", "testing", "dev"},
     "__main__": {"cli"},
 }
 
