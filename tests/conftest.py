@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["runs_controller.testing.pytest_plugin"]
-
 _INTEGRATION = Path(__file__).parent / "integration"
 
 

@@ -31,12 +31,10 @@ from runs_controller.runtime.informer import Event, Informer, InformerOptions
 from runs_controller.testing.binaries import BUILD_SCRIPT, cache_root, find_binaries
 from runs_controller.testing.crds import install_crds
 from runs_controller.testing.executor import DevExecutor
-from runs_controller.testing.rest import ApiStatusError
 from runs_controller.testing.stack import STACK_BINARIES, LocalStack, StackConfig
 
 if TYPE_CHECKING:
     from runs_controller.app import ControllerSettings
-    from runs_controller.testing.rest import HarnessClient
 
 log = structlog.get_logger("runs_controller.dev")
 
@@ -73,7 +71,7 @@ def run_dev(settings: ControllerSettings, options: DevOptions) -> int:
         with tempfile.TemporaryDirectory(prefix="crds-", dir=plane.data_dir) as crd_dir:
             _write_crds(Path(crd_dir))
             install_crds(plane.admin, [Path(crd_dir)], timeout=120)
-        _install_sample(plane.admin)
+        sample.install(plane.admin)
         stable = cache_root() / "dev" / "kubeconfig"
         stable.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(plane.kubeconfig_path, stable)
@@ -126,33 +124,6 @@ def _write_crds(directory: Path) -> None:
     from runs_controller.api.kinds import ALL_KINDS
 
     write_all(ALL_KINDS, directory)
-
-
-def _upsert(admin: HarnessClient, path: str, obj: dict[str, Any]) -> None:
-    response = admin.request("POST", path, obj)
-    if response.status == 409:
-        name = obj["metadata"]["name"]
-        current = admin.get(f"{path}/{name}")
-        obj = {
-            **obj,
-            "metadata": {
-                **obj["metadata"],
-                "resourceVersion": current["metadata"]["resourceVersion"],
-            },
-        }
-        response = admin.request("PUT", f"{path}/{name}", obj)
-    if not response.ok:
-        raise ApiStatusError("POST", path, response)
-
-
-def _install_sample(admin: HarnessClient) -> None:
-    ns = sample.NAMESPACE
-    _upsert(admin, "/api/v1/namespaces", sample.namespace())
-    for template in sample.templates():
-        _upsert(admin, "/apis/catalog.bubustack.io/v1alpha1/engramtemplates", template)
-    for engram in sample.engrams():
-        _upsert(admin, f"/apis/bubustack.io/v1alpha1/namespaces/{ns}/engrams", engram)
-    _upsert(admin, f"/apis/bubustack.io/v1alpha1/namespaces/{ns}/stories", sample.story())
 
 
 def _printer(human: bool) -> Any:

@@ -68,6 +68,16 @@ class Unauthorized(ApiError):
 class Forbidden(ApiError):
     """403."""
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """Refused by admission because the namespace is being deleted, not by RBAC: nothing
+        new may be created there, and everything in it is about to go."""
+        return any(cause.reason == NAMESPACE_TERMINATING for cause in self.causes)
+
+
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+"""The StatusCause the apiserver adds when it refuses a create in a terminating namespace."""
+
 
 class NotFound(ApiError):
     """404."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from runs_controller.kube.errors import WriteFenced
+from runs_controller.kube.errors import Forbidden, WriteFenced
 from runs_controller.runtime.reconciler import (
     ReportsTerminalErrors,
     Request,
@@ -137,6 +137,12 @@ class Controller:
             log.warning("reconcile_fenced", error=str(error))
             return "error"
         except Exception as error:
+            if isinstance(error, Forbidden) and error.namespace_terminating:
+                # Nothing new can be created there and the object goes with its namespace:
+                # retrying would only spin until it is gone.
+                queue.forget(request)
+                log.info("reconcile_stopped_namespace_terminating", namespace=request.namespace)
+                return "success"
             queue.add_rate_limited(request)
             if metrics is not None:
                 metrics.reconcile_errors.labels(self.name).inc()

@@ -30,7 +30,7 @@ import structlog
 from runs_controller.api.codec import MicroTime
 from runs_controller.api.k8s import CoreEvent, Event, EventSeries, EventSource, ObjectReference
 from runs_controller.api.meta import ObjectMeta
-from runs_controller.kube.errors import NotFound
+from runs_controller.kube.errors import Forbidden, NotFound
 from runs_controller.kube.resources import CORE_EVENTS, EVENTS
 
 if TYPE_CHECKING:
@@ -441,6 +441,10 @@ class EventRecorder:
             self.stats.written += 1
         except Exception as error:  # never let one bad write stop the writer
             self.stats.failed += 1
+            if isinstance(error, Forbidden) and error.namespace_terminating:
+                # The namespace is going away with the object the event is about.
+                log.debug("event_dropped_namespace_terminating", namespace=entry.namespace)
+                return
             log.warning(
                 "event_write_failed",
                 event_name=entry.name,

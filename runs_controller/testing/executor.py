@@ -36,6 +36,8 @@ from runs_controller.testing.kubeconfig import render_kubeconfig, write_kubeconf
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
     from runs_controller.api.k8s import Container
     from runs_controller.api.meta import ObjectMeta
     from runs_controller.kube.client import KubeClient
@@ -104,6 +106,12 @@ class DevExecutor:
             send.send_nowait(event.obj)
 
         informer.add_handler(on_event)
+        with send, receive:
+            await self._serve(informer, receive)
+
+    async def _serve(
+        self, informer: Informer[Pod], receive: MemoryObjectReceiveStream[Pod]
+    ) -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(informer.run)
             async for pod in receive:

@@ -8,7 +8,8 @@ import anyio.lowlevel
 import pytest
 from prometheus_client import CollectorRegistry
 
-from runs_controller.kube.errors import WriteFenced
+from runs_controller.api.meta import Status, StatusCause, StatusDetails
+from runs_controller.kube.errors import NAMESPACE_TERMINATING, Forbidden, WriteFenced
 from runs_controller.observability.metrics import ControllerMetrics
 from runs_controller.runtime.controller import Controller
 from runs_controller.runtime.reconciler import Request, Result, TerminalError
@@ -245,3 +246,38 @@ def test_needs_a_worker_and_a_positive_timeout() -> None:
 
 async def _never(name: str) -> Result:
     raise AssertionError(name)
+
+
+def _forbidden(*causes: str) -> Forbidden:
+    details = StatusDetails(causes=[StatusCause(reason=cause) for cause in causes])
+    return Forbidden(403, Status(reason="Forbidden", code=403, details=details))
+
+
+async def test_a_create_refused_in_a_terminating_namespace_is_not_retried() -> None:
+    """The namespace takes the object with it; an RBAC refusal (no cause) is retried."""
+    registry = CollectorRegistry()
+    calls: Counter[str] = Counter()
+    second_rbac_attempt = anyio.Event()
+
+    async def reconcile(name: str) -> Result:
+        calls[name] += 1
+        if name == "rbac" and calls[name] == 2:
+            second_rbac_attempt.set()
+            return Result()
+        raise _forbidden(NAMESPACE_TERMINATING) if name == "dying" else _forbidden()
+
+    controller = Controller(
+        "c", FnReconciler(reconcile), metrics=ControllerMetrics.create(registry)
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(controller.run)
+        controller.enqueue(req("dying"))
+        controller.enqueue(req("rbac"))
+        with anyio.fail_after(10):
+            await second_rbac_attempt.wait()
+        await anyio.wait_all_tasks_blocked()
+        await controller.shutdown()
+    assert calls == {"dying": 1, "rbac": 2}
+    assert controller.queue.num_requeues(req("dying")) == 0
+    errors = "controller_runtime_reconcile_errors_total"
+    assert _metric(registry, errors, controller="c") == 1  # the RBAC refusal only
