@@ -267,24 +267,6 @@ def runner_escalation_rules() -> list[dict[str, Any]]:
     ]
 
 
-def reasons() -> list[tuple[str, str, str]]:
-    """(resource, verbs, why) for every need, for the docs and `rbac --explain`."""
-    namespaced, cluster, release = _needs_by_scope()
-    rows = [
-        (f"{need.plural}.{need.resource.group or 'core'}", " ".join(need.verbs), need.why)
-        for need in [*namespaced, *cluster, *release]
-    ]
-    rows.extend(
-        (
-            f"{rule['resources'][0]}.{rule['apiGroups'][0] or 'core'}",
-            " ".join(rule["verbs"]),
-            "held only to grant it to engram runners (runner_rbac.base_rules)",
-        )
-        for rule in runner_grants()
-    )
-    return rows
-
-
 def rbac_document() -> dict[str, Any]:
     """What `runs-controller rbac` prints and the chart reads."""
     return {
@@ -319,7 +301,6 @@ __all__ = [
     "merge_rules",
     "namespaced_rules",
     "rbac_document",
-    "reasons",
     "release_namespace_rules",
     "render_rbac",
     "runner_escalation_rules",
