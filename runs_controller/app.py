@@ -23,6 +23,7 @@ from runs_controller.observability.metrics import (
     default_registry,
 )
 from runs_controller.reconcilers import register_controllers
+from runs_controller.reconcilers.permissions import render_rbac
 from runs_controller.runtime.controller import DEFAULT_RECONCILE_TIMEOUT
 from runs_controller.runtime.leaderelection import (
     KubeLeaseLock,
@@ -146,3 +147,13 @@ async def run_controller(settings: ControllerSettings) -> None:
         log.info("connected", server_version=version, host=config.host, identity=settings.identity)
         manager = build_manager(settings, client, config.namespace or "default", registry)
         await manager.run()
+
+
+__all__ = [
+    "DEFAULT_LEADER_ELECTION_ID",
+    "ControllerSettings",
+    "StartupError",
+    "build_manager",
+    "render_rbac",
+    "run_controller",
+]

@@ -15,6 +15,7 @@ from runs_controller.app import (
     DEFAULT_LEADER_ELECTION_ID,
     ControllerSettings,
     StartupError,
+    render_rbac,
     run_controller,
 )
 from runs_controller.observability.logging import configure_logging
@@ -24,6 +25,9 @@ from runs_controller.runtime.manager import CacheSyncFailed
 from runs_controller.runtime.operator_config import DEFAULT_CONFIG_NAME
 
 log = structlog.get_logger("runs_controller")
+
+CHART_RBAC_FILE = Path("charts/runs-controller/files/rbac.yaml")
+"""The chart's committed copy of `runs-controller rbac`, relative to the checkout."""
 
 
 def _add_logging_flags(
@@ -213,6 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
         "the pinned version (started for the purpose)",
     )
 
+    rbac = commands.add_parser(
+        "rbac",
+        help="print the RBAC rules the controller needs (derived from its informers and client "
+        "calls), as the chart reads them",
+    )
+    rbac.add_argument(
+        "--output",
+        type=Path,
+        default=CHART_RBAC_FILE,
+        help=f"the chart's copy, written with --write and compared with --check "
+        f"(default {CHART_RBAC_FILE})",
+    )
+    mode = rbac.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write --output instead of printing")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if --output differs from the generated rules",
+    )
+
     crd_diff = commands.add_parser(
         "crd-diff",
         help="compare two directories of CRDs kind by kind (ours first, then the reference)",
@@ -231,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.refresh_core_schemas:
             _refresh_core_schemas()
         return _manifests(args.output, check=args.check)
+    if args.command == "rbac":
+        return _rbac(args.output, write=args.write, check=args.check)
     if args.command == "crd-diff":
         return _crd_diff(args.ours, args.theirs, args.allow)
     configure_logging(args.log_level, args.log_format)
@@ -280,6 +306,22 @@ def _manifests(output: Path, *, check: bool) -> int:
     if stale:
         sys.stdout.write("regenerate with: runs-controller manifests\n")
     return 1 if stale else 0
+
+
+def _rbac(output: Path, *, write: bool, check: bool) -> int:
+    text = render_rbac()
+    if check:
+        if output.is_file() and output.read_text() == text:
+            return 0
+        sys.stdout.write(f"stale: {output}\nregenerate with: runs-controller rbac --write\n")
+        return 1
+    if write:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        sys.stdout.write(f"wrote {output}\n")
+        return 0
+    sys.stdout.write(text)
+    return 0
 
 
 def _refresh_core_schemas() -> None:
