@@ -16,9 +16,9 @@ from e2e.support import ControllerProcess, Release, install_chart
 from runs_controller.dev import sample
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import load_kubeconfig
-from runs_controller.testing.binaries import BinariesNotFoundError
-from runs_controller.testing.controlplane import ControlPlaneConfig, ControlPlaneError
+from runs_controller.testing.controlplane import ControlPlaneConfig
 from runs_controller.testing.executor import DevExecutor
+from runs_controller.testing.pytest_plugin import start_stack_or_fail
 from runs_controller.testing.stack import LocalStack, StackConfig
 
 if TYPE_CHECKING:
@@ -40,14 +40,7 @@ def stack() -> Iterator[LocalStack]:
         control_plane=ControlPlaneConfig(keep_data_dir=keep),
         executor_images=frozenset(sample.EXECUTOR_COMMANDS),
     )
-    try:
-        local = LocalStack(config)
-    except BinariesNotFoundError as error:
-        pytest.fail(f"cannot start the full local stack: {error}", pytrace=False)
-    try:
-        local.start()
-    except ControlPlaneError as error:
-        pytest.fail(f"the full local stack did not start: {error}", pytrace=False)
+    local = start_stack_or_fail(config)
     try:
         yield local
     finally:

@@ -140,6 +140,8 @@ class ControllerProcess:
         return None
 
     def forbidden(self) -> list[str]:
-        """Log lines that report a refused request (HTTP 403)."""
+        """Log lines that report a refused request: the client's errors read `403 Forbidden`,
+        the apiserver's messages `... is forbidden: ...`."""
         text = self.process.log_path.read_text() if self.process.log_path.exists() else ""
-        return [line for line in text.splitlines() if "403" in line or "orbidden" in line]
+        markers = ("403 Forbidden", '"error_type":"Forbidden"', "is forbidden")
+        return [line for line in text.splitlines() if any(m in line for m in markers)]

@@ -194,6 +194,29 @@ async def test_the_leader_killed_mid_run_hands_over_and_the_run_completes_withou
     assert time.monotonic() - killed_at < 120
 
 
+async def test_a_namespace_with_finished_runs_deletes_completely(
+    client: KubeClient,
+    stack: LocalStack,
+    start_controller: Callable[[str], ControllerProcess],
+    executor: DevExecutor,
+) -> None:
+    """The StepRun finalizer must not hold a namespace deletion up (the controller removes it)."""
+    controller = start_controller("namespace")
+    namespace = stack.plane.create_namespace("e2e-gone")
+    sample.install(stack.plane.admin, namespace)
+    await _create_run(client, namespace, "last", {"name": "bye"})
+    run = await _wait_for_run(client, namespace, "last", within=120, alive=(controller,))
+    assert _phase(run) == "Succeeded"
+
+    stack.plane.delete_namespace(namespace)
+
+    async def gone() -> bool | None:
+        response = stack.plane.admin.request("GET", f"/api/v1/namespaces/{namespace}")
+        return True if response.status == 404 else None
+
+    await poll_until_async(gone, within=90, what=f"namespace {namespace} to be deleted")
+
+
 def test_the_service_account_cannot_read_secrets_or_touch_kinds_it_does_not_manage(
     stack: LocalStack, release: Release
 ) -> None:

@@ -8,16 +8,17 @@ binaries make those tests FAIL (never skip) with the command that builds them.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import pytest
 
 from runs_controller.runtime.store import VERIFY_ENV
 from runs_controller.testing.binaries import BinariesNotFoundError
 from runs_controller.testing.controlplane import ControlPlane, ControlPlaneConfig, ControlPlaneError
+from runs_controller.testing.stack import LocalStack, StackConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from runs_controller.testing.rest import HarnessClient
@@ -29,17 +30,34 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault(VERIFY_ENV, "1")
 
 
+class _Startable(Protocol):
+    def start(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
+
+
+def _start_or_fail(make: Callable[[], S], what: str) -> S:
+    """Build and start `what`; turn a missing binary or a failed start into a test failure."""
+    try:
+        started = make()
+    except BinariesNotFoundError as error:
+        pytest.fail(f"cannot start {what}: {error}", pytrace=False)
+    try:
+        started.start()
+    except ControlPlaneError as error:
+        pytest.fail(f"{what} did not start: {error}", pytrace=False)
+    return started
+
+
 def start_control_plane_or_fail(config: ControlPlaneConfig | None = None) -> ControlPlane:
     """Start a control plane; turn a missing binary or a failed start into a test failure."""
-    try:
-        plane = ControlPlane(config)
-    except BinariesNotFoundError as error:
-        pytest.fail(f"cannot start the local control plane: {error}", pytrace=False)
-    try:
-        plane.start()
-    except ControlPlaneError as error:
-        pytest.fail(f"the local control plane did not start: {error}", pytrace=False)
-    return plane
+    return _start_or_fail(lambda: ControlPlane(config), "the local control plane")
+
+
+def start_stack_or_fail(config: StackConfig | None = None) -> LocalStack:
+    """Start the full local stack, failing the test as `start_control_plane_or_fail` does."""
+    return _start_or_fail(lambda: LocalStack(config), "the full local stack")
 
 
 @pytest.fixture(scope="session")

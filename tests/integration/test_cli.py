@@ -14,28 +14,41 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runs_controller.testing import ControlPlane, HarnessClient, free_port
 from runs_controller.testing.binaries import find_binary, read_pinned_versions
 
 
 def _read_events_until(
-    process: subprocess.Popen[bytes], event: str, within: float
+    process: subprocess.Popen[bytes], event: str, within: float, *, stdout: bool = False
 ) -> list[dict[str, Any]]:
-    """Collect JSON log lines from stderr until one has `event`, or fail after `within` s."""
-    assert process.stderr is not None
+    """Collect JSON lines from stderr (or stdout) until one has `event`, or fail after `within`.
+
+    Reads the pipe's file descriptor directly: a buffered readline could hold a second line
+    that already arrived while select() waits for more."""
+    stream = process.stdout if stdout else process.stderr
+    assert stream is not None
+    fd = stream.fileno()
     events: list[dict[str, Any]] = []
+    pending = b""
     deadline = time.monotonic() + within
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stderr, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if not selector.select(timeout=deadline - time.monotonic()):
                 break
-            line = process.stderr.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-            events.append(json.loads(line))
-            if events[-1].get("event") == event:
-                return events
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                events.append(json.loads(line))
+                if events[-1].get("event") == event:
+                    return events
     raise AssertionError(f"no {event!r} log event within {within}s; saw {events}")
 
 
@@ -93,31 +106,79 @@ def test_run_connects_logs_json_and_exits_cleanly_on_sigterm(kubeconfig: Path) -
     assert code == 0
 
 
-def test_dev_starts_a_control_plane_and_tears_it_down(
-    tmp_path: Path, control_plane: ControlPlane
-) -> None:
-    env = {
+def _dev_env(tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "RUNS_CONTROLLER_CACHE": str(tmp_path / "cache"),
         "RUNS_CONTROLLER_BIN_DIR": str(find_binary("kube-apiserver").parent),
     }
-    with subprocess.Popen(
-        [sys.executable, "-m", "runs_controller", "dev", "--no-build", *LOCAL_PORTS],
-        stderr=subprocess.PIPE,
-        env=env,
-    ) as process:
-        try:
-            events = _read_events_until(process, "http_serving", within=120)
-        finally:
-            code = _stop(process, signal.SIGINT)
-    ready = next(e for e in events if e["event"] == "control_plane_ready")
-    assert ready["kubeconfig"] == str(tmp_path / "cache" / "dev" / "kubeconfig")
-    assert ready["server"] != control_plane.server  # its own control plane, not the session's
-    assert code == 0
-    port = int(ready["server"].rsplit(":", 1)[1])
-    # The dev stack's apiserver is gone: its port accepts no connection any more.
+
+
+def _assert_port_closed(server: str) -> None:
+    port = int(server.rsplit(":", 1)[1])
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _assert_sample_succeeded(events: list[dict[str, Any]]) -> None:
+    finished = next(e for e in events if e["event"] == "run_finished")
+    assert finished["phase"] == "Succeeded", finished
+    # Computed by the SDK's example Engram, run by the dev executor from the pods' environment.
+    assert finished["output"] == {"first": "Hello, dev!", "second": "Hello, hello!"}
+    steps = {
+        e["step"]: e for e in events if e["event"] == "step_phase" and e["phase"] == "Succeeded"
+    }
+    assert set(steps) == {"greet", "check", "pause", "reply", "archive"}
+
+
+@pytest.mark.timeout(240)
+def test_dev_shows_the_sample_run_then_serves_until_ctrl_c_and_tears_everything_down(
+    tmp_path: Path, control_plane: ControlPlane
+) -> None:
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runs_controller",
+            "dev",
+            "--no-build",
+            "--name",
+            "dev",
+            *LOCAL_PORTS,
+        ],
+        stdout=subprocess.PIPE,
+        env=_dev_env(tmp_path),
+    ) as process:
+        try:
+            events = _read_events_until(process, "stack_serving", within=180, stdout=True)
+        finally:
+            code = _stop(process, signal.SIGINT)
+    ready = next(e for e in events if e["event"] == "stack_ready")
+    assert ready["kubeconfig"] == str(tmp_path / "cache" / "dev" / "kubeconfig")
+    assert ready["server"] != control_plane.server  # its own stack, not the session's
+    _assert_sample_succeeded(events)
+    assert code == 0
+    # The dev stack's apiserver is gone: its port accepts no connection any more.
+    _assert_port_closed(ready["server"])
+
+
+@pytest.mark.timeout(240)
+def test_dev_once_exits_when_the_run_ends_with_its_outcome(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "runs_controller", "dev", "--no-build", "--once"),
+            *("--name", "dev", "--output", "json", *LOCAL_PORTS),
+        ],
+        capture_output=True,
+        env=_dev_env(tmp_path),
+        timeout=200,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    _assert_sample_succeeded(events)
+    assert events[-1]["event"] == "demo_finished"
+    _assert_port_closed(next(e for e in events if e["event"] == "stack_ready")["server"])
 
 
 def test_run_fails_clearly_with_a_missing_kubeconfig(tmp_path: Path) -> None:
