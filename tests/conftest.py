@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 _INTEGRATION = Path(__file__).parent / "integration"
+_RELIABILITY = Path(__file__).parent / "reliability"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -14,3 +15,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _INTEGRATION in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
+        if _RELIABILITY in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.reliability)

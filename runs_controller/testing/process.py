@@ -111,7 +111,12 @@ class ManagedProcess:
             _live.discard(self)
 
     def kill(self) -> None:
-        """SIGKILL without a grace period (simulates a crash)."""
+        """SIGKILL and nothing else (a crash, `kill -9`): no SIGTERM first that a graceful
+        shutdown handler could act on."""
+        popen = self._popen
+        if popen is not None and popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                popen.kill()
         self.stop(grace_seconds=0.0)
 
     def log_tail(self, lines: int = 40) -> str:

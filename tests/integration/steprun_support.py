@@ -21,7 +21,7 @@ from runs_controller.api.k8s import Job, Pod
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.errors import AlreadyExists, NotFound
+from runs_controller.kube.errors import AlreadyExists, NotFound, ServerError, TransportError
 from runs_controller.kube.resources import JOBS, PODS, STEP_RUNS, STORY_RUNS
 from runs_controller.runtime.informer import Event, Informer, InformerOptions
 from runs_controller.testing.wait import poll_until_async
@@ -200,6 +200,16 @@ class FakeKubelet:
                 group.start_soon(self._run, job)
 
     async def _run(self, job: Job) -> None:
+        # Like a real SDK and kubelet, ride out an apiserver that is briefly away (a restart
+        # in a reliability scenario): the client's own retries give up after a few seconds.
+        for _ in range(60):
+            try:
+                await self._run_once(job)
+                return
+            except (TransportError, ServerError):
+                await anyio.sleep(0.5)
+
+    async def _run_once(self, job: Job) -> None:
         meta = job.metadata
         assert meta is not None
         try:
