@@ -8,7 +8,8 @@ functions are pure; the pass stores the returned state and timer and wakes the r
 Deviations from the reference, on purpose: a configuration error fails the step with a message
 naming the step and the `with` field (ruling 10), keeping `startedAt`; an `until` that does not
 parse, or a `pollInterval` under 10ms, fails the step (the reference's admission webhook rejects
-such a Story; we have no webhook, ruling 15); a step Pending (queued by the scheduling limits)
+such a Story; we have no webhook, ruling 15); so does an `until` over an evaluation limit (the
+reference would pay for it again at every poll); a step Pending (queued by the scheduling limits)
 is not launched yet and is left alone (the reference would start it past the queue); a wait
 with a timeout wakes at its deadline, not only at its poll interval; deadlines are rounded up to
 whole seconds, so a sleep never ends early.
@@ -28,6 +29,7 @@ from runs_controller.api.runs.storyrun import StepState
 from runs_controller.engine.durations import format_go_duration, parse_go_duration
 from runs_controller.expr import (
     InvalidLimits,
+    LimitExceeded,
     TemplateError,
     TemplateSafetyError,
     TemplateSyntaxError,
@@ -390,11 +392,13 @@ def _condition_holds(until: str, variables: Mapping[str, Any], limits: Limits | 
     """The `until` result; False while it cannot be evaluated yet or errs at run time.
 
     Syntax errors are configuration errors and propagate, as does a caller's InvalidLimits.
+    So does a limit (steps, time, size, nesting): a condition over its budget is refused, not
+    paid for again at every poll for as long as the wait lasts (hostile-input suite).
     """
     vars_ = variables if isinstance(variables, dict) else dict(variables)
     try:
         return evaluate_condition(until, vars_, limits=limits)
-    except (TemplateSyntaxError, InvalidLimits):
+    except (TemplateSyntaxError, LimitExceeded, InvalidLimits):
         raise
     except TemplateError:
         # Blocked or offloaded (the data is not there, or not inline, yet) or a run-time error:
@@ -423,7 +427,7 @@ def evaluate_wait(
     try:
         check_template_safety(config.until)
         satisfied = _condition_holds(config.until, variables, limits)
-    except (TemplateSafetyError, TemplateSyntaxError) as exc:
+    except (TemplateSafetyError, TemplateSyntaxError, LimitExceeded) as exc:
         return _terminal(state, "Failed", str(_config_error(step, "until", str(exc))), now)
     if satisfied:
         return _terminal(state, "Succeeded", WAIT_DONE, now)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runs_controller.api.runs.storyrun import StepState, StoryRun
 from runs_controller.dag import launch as launching
-from runs_controller.dag.graph import StepGraph, normalize_alias
+from runs_controller.dag.graph import StepGraph, normalize_alias, step_references
 from runs_controller.dag.limits import LimitOutcome, apply_limits, is_queued_state
 from runs_controller.dag.primitives import (
     PrimitiveOutcome,
@@ -54,7 +54,6 @@ from runs_controller.expr import (
     TemplateSyntaxError,
     check_template_safety,
     evaluate_condition,
-    extract_step_references,
     resolve_value,
 )
 
@@ -574,8 +573,13 @@ class _Pass:
             return None
         except TemplateSyntaxError as error:
             return f"step '{step.name}': if: {error}"  # deterministic: waiting cannot fix it
-        except TemplateError:
-            return None  # an evaluation error keeps the step waiting (§3.5)
+        except TemplateError as error:
+            # §3.5 keeps the step waiting, for an output the snapshot may not show yet. Once
+            # every output the condition reads is there, nothing can change its verdict: the
+            # reference would wait forever, with no condition saying why (hostile-input suite).
+            if self._references_empty_output([text], variables):
+                return None
+            return f"step '{step.name}': if: {error}"
         if not verdict and self._references_empty_output([text], variables):
             return None
         return verdict
@@ -583,7 +587,8 @@ class _Pass:
     def _referenced_steps(self, texts: Sequence[str]) -> set[str]:
         names = set()
         for text in texts:
-            for ref in extract_step_references(text):
+            strict, parsed = step_references(text)  # every form, bare `steps.a` too (ruling 25)
+            for ref in strict | parsed:
                 name = ref if ref in self.by_name else self.aliases.get(ref)
                 if name is not None:
                     names.add(name)

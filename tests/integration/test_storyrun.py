@@ -8,6 +8,7 @@ from runs_controller.api.k8s import Role, RoleBinding, ServiceAccount
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.resources import ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS
 from tests.integration.storyrun_support import (
+    DONE,
     create_engram,
     create_run,
     create_story,
@@ -143,17 +144,21 @@ async def test_a_run_refuses_an_engram_runner_service_account_it_does_not_own(
     assert await list_stepruns(client, namespace) == []
 
 
-async def test_an_if_that_cannot_be_evaluated_yet_keeps_its_step_waiting_in_a_running_run(
+async def test_an_if_that_cannot_be_evaluated_fails_its_step_instead_of_hanging_the_run(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
-    # An evaluation error (not a syntax error) keeps the step waiting (§3.5): no StepRun, no
-    # state, and the run reads Running.
+    # An evaluation error (not a syntax error) once everything the condition reads is there:
+    # §3.5 would keep the step waiting forever with nothing saying why (the hostile-input
+    # suite found it, docs/reliability.md); the step fails naming its `if`, and no StepRun.
     guarded = engram_step("guarded", **{"if": "{{ .inputs.missing.deeper }}"})
     await create_story(client, namespace, "undecided", {"steps": [guarded]})
     async with running_controller(client, namespace):
         await create_run(client, namespace, "u1", "undecided")
-        run = await wait_for_phase(client, namespace, "u1", "Running")
-    assert run.status is not None
+        run = await wait_for_phase(client, namespace, "u1", DONE)
+    assert run.status is not None and run.status.phase == "Failed"
     assert run.status.attempts == 1 and run.status.started_at is not None
-    assert not run.status.step_states
+    states = run.status.step_states or {}
+    assert states["guarded"].phase == "Failed"
+    assert states["guarded"].message == "step 'guarded': if: missing key at inputs.missing"
+    assert (run.status.message or "").startswith("Story completed with failed step: guarded.")
     assert await list_stepruns(client, namespace) == []

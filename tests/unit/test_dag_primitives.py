@@ -422,9 +422,32 @@ def test_wait_honours_the_given_limits() -> None:
     assert evaluate_wait(wait, paused(None), None, vars_(ready=True), NOW).state.phase == (
         "Succeeded"
     )
-    tight = Limits(max_steps=1)  # exhausted: an evaluation error, so it keeps waiting
+    tight = Limits(max_steps=1)
     outcome = evaluate_wait(wait, paused(None), None, vars_(ready=True), NOW, limits=tight)
-    assert outcome.state.phase == "Paused"
+    assert outcome.state.phase == "Failed"
+    assert outcome.state.message == (
+        "step 'w': with.until: template evaluation exceeded max steps 1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("until", "error"),
+    [
+        ("{{ range 30000000 }}{{ end }}", "template evaluation "),  # steps, or the time budget
+        ("{{ if true }}" * 150 + "x" + "{{ end }}" * 150, "template nesting exceeds max depth"),
+        ('{{ printf "%900000s" "z" }}', "template output exceeds max bytes"),
+    ],
+)
+def test_wait_over_a_limit_fails_instead_of_paying_for_it_at_every_poll(
+    until: str, error: str
+) -> None:
+    """A hostile `until` would burn its whole budget every 5 s for as long as the wait
+    lasts (forever without a timeout), and the step would only ever say it is waiting."""
+    wait = step("w", "wait", until=until)
+    outcome = evaluate_wait(wait, paused("Waiting for condition."), None, vars_(), NOW)
+    assert outcome.state.phase == "Failed"
+    assert (outcome.state.message or "").startswith(f"step 'w': with.until: {error}")
+    assert outcome.wake_after is None
 
 
 @pytest.mark.parametrize(

@@ -673,6 +673,41 @@ def test_if_with_forbidden_function_fails_the_step() -> None:
     assert result.steprun_launches == []
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        '{{ index .inputs "a" "b" 7 }}',  # an execution error
+        "{{ range 30000000 }}{{ end }}",  # over the step budget
+    ],
+)
+def test_if_that_cannot_evaluate_fails_the_step_instead_of_waiting_forever(
+    condition: str,
+) -> None:
+    """Nothing the condition reads can change any more: waiting (§3.5) would hang the run
+    with no condition saying why (found by the hostile-input suite)."""
+    story = make_story([eng("a", **{"if": condition})])
+    sim = Sim(story)
+    result = sim.step()
+    assert result.states["a"].phase == "Failed"
+    assert (result.states["a"].message or "").startswith("step 'a': if: ")
+    assert result.steprun_launches == []
+    outcome = sim.drive()
+    assert outcome.phase == "Failed" and "step 'a': if: " in outcome.message
+
+
+def test_if_erring_on_an_output_not_in_the_snapshot_yet_waits() -> None:
+    """The run reads `a` Succeeded but its StepRun (and output) is not in the cache yet: the
+    error may be that staleness, so the step waits for the next pass."""
+    story = make_story([eng("a"), eng("b", **{"if": "{{ gt steps.a.output.n 3 }}"})])
+    sim = Sim(story)
+    sim.step()
+    sim.stepruns.clear()  # the cache has not caught up with it
+    sim.set_status(stepStates={"a": {"phase": "Succeeded", "startedAt": T0, "finishedAt": T0}})
+    result = sim.step()
+    assert "b" not in result.states
+    assert result.outcome is None
+
+
 def test_fail_fast_skips_what_has_not_started_and_lets_running_steps_finish() -> None:
     story = make_story([eng("a"), eng("c"), eng("b", "a"), eng("d", "c")])
     sim = Sim(story)
