@@ -299,6 +299,11 @@ def assert_clean(
     assert not observed.duplicated_jobs(), observed.duplicated_jobs()
     assert not observed.reverted_sdk_phases(), observed.reverted_sdk_phases()
     per_object = workload.total_reconciles() / objects
+    print(
+        f"{len(phases)} runs Succeeded, {len(observed.steprun_uids)} StepRuns, "
+        f"{len(observed.kubelet.jobs.uids)} Jobs, {per_object:.1f} reconciles per object, "
+        f"{len(workload.retired)} replicas retired"
+    )
     assert per_object < RECONCILE_BOUND, f"{per_object:.1f} reconciles per object"
 
 

@@ -131,6 +131,7 @@ async def test_the_leader_killed_again_and_again_loses_and_duplicates_nothing(
                 kills.append(time.monotonic())
 
     workload = await _scenario(control_plane, kill_the_leader)
+    print(f"leaders killed: {len(kills)}")
     assert kills, "the fault never fired: the runs ended before the first kill"
     assert len(workload.retired) >= len(kills)
 
@@ -163,6 +164,7 @@ async def test_etcd_compacted_every_second_so_watches_get_410(private_plane: Con
         await periodically(1.0, once, done)
 
     await _scenario(private_plane, compact)
+    print(f"etcd compactions: {len(compactions)}")
     assert len(compactions) >= 3
 
 
@@ -192,6 +194,7 @@ async def test_a_proxy_that_drops_and_stalls_connections_at_random(
             chaos,
             controller_kubeconfig=control_plane.admin_kubeconfig_via(proxy.port),
         )
+    print(f"proxy faults: {faults.count('cut')} cuts, {faults.count('stall')} stalls")
     assert "cut" in faults
     assert "stall" in faults
 
