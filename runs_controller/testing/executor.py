@@ -143,15 +143,19 @@ class DevExecutor:
             return
         log.info("pod_started", pod=f"{namespace}/{name}", image=image)
         grace = spec.termination_grace_period_seconds or 30
+        # `async with`: a process still running when the executor is cancelled (Ctrl-C on
+        # `dev`) is killed, not left behind.
         with log_path.open("wb") as output:
-            process = await anyio.open_process(
-                list(self.commands[image]),
-                env=env,
-                cwd=pod_dir,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-            async with anyio.create_task_group() as group:
+            async with (
+                await anyio.open_process(
+                    list(self.commands[image]),
+                    env=env,
+                    cwd=pod_dir,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                ) as process,
+                anyio.create_task_group() as group,
+            ):
 
                 async def stop_when_deleted() -> None:
                     await self._deleted[uid].wait()
@@ -168,7 +172,7 @@ class DevExecutor:
                 group.cancel_scope.cancel()
         self.runs.append(PodRun(namespace, name, image, exit_code, log_path))
         log.info("pod_finished", pod=f"{namespace}/{name}", exit_code=exit_code, log=str(log_path))
-        if not self._deleted[uid].is_set():
+        if not self._deleted.pop(uid).is_set():
             await self._finish(
                 pod, exit_code=exit_code, reason="Completed" if exit_code == 0 else "Error"
             )
