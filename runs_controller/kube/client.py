@@ -604,7 +604,9 @@ class _Connection:
     transport reports the connection lost, a loop iteration or two later.
     """
 
-    CLOSE_WAIT = 2.0
+    CLOSE_WAIT = 10.0
+    """Bounded, and normally a loop iteration or two; a TLS close waits for the peer's reply,
+    which on a loaded machine can take seconds (2 s let a socket outlive its client in CI)."""
 
     def __init__(self, config: ClusterConfig, options: ClientOptions) -> None:
         self._config = config
