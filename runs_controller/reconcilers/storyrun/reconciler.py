@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import msgspec
 import structlog
 
@@ -59,7 +60,7 @@ from runs_controller.runtime.written import WrittenObjects
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from runs_controller.api.bubustack.engram import Engram
     from runs_controller.api.bubustack.story import Step, Story
@@ -73,6 +74,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("runs_controller.storyrun")
 
 ACTION = "Reconcile"
+CREATE_CONCURRENCY = 8
+"""StepRun creates of one pass in flight at once (a fan-out's steps are independent): the
+number of round trips a wide pass costs, not the apiserver's load, which the workers bound."""
 
 
 def _now(kit: Kit) -> datetime.datetime:
@@ -499,47 +503,11 @@ class StoryRunReconciler:
         meta = run.metadata
         assert meta is not None  # noqa: S101
         story_key = f"{meta.namespace}/{_name(story)}"
-        for launch in result.steprun_launches:
-            name = _name(launch.steprun)
-            fresh = self.stepruns.get(meta.namespace or "", name) is None
-            try:
-                created = await self.kit.children.create_if_absent(
-                    STEP_RUNS,
-                    launch.steprun,
-                    owner=run,
-                    owner_resource=STORY_RUNS,
-                    cache=self.stepruns,
-                )
-            except ChildConflict as conflict:
-                self._fail_step(result, launch.steprun.spec.step_id, str(conflict))
-                continue
-            drift = launching.steprun_drift(created, launch.steprun)
-            if drift is not None:
-                self._event(run, "Warning", "ChildStepRunDrift", drift)
-                self._fail_step(result, launch.steprun.spec.step_id, drift)
-                continue
-            self.slots.created(meta.namespace or "", name, story_key)
-            if launch.near_limit:
-                self._event(
-                    run,
-                    "Warning",
-                    "StepInputNearLimit",
-                    f"Input of step {launch.steprun.spec.step_id} is {launch.input_bytes} bytes, "
-                    "near the max inline limit",
-                )
-            ref = launch.steprun.spec.engram_ref
-            if fresh:
-                if self.metrics is not None:
-                    self.metrics.child_steprun_created(
-                        meta.namespace or "", _name(run), ref.name if ref else ""
-                    )
-                self._event(
-                    run,
-                    "Normal",
-                    "ChildStepRunCreated",
-                    f"Created StepRun {name} for Engram "
-                    f"{(ref.namespace or meta.namespace) if ref else ''}/{ref.name if ref else ''}",
-                )
+        launches = result.steprun_launches
+        if len(launches) == 1:
+            await self._create_steprun(run, launches[0], result, story_key)
+        elif launches:
+            await self._create_stepruns(run, launches, result, story_key)
         for step_name, sub in result.subrun_launches:
             try:
                 created_run = await self.kit.children.create_if_absent(
@@ -558,6 +526,80 @@ class StoryRunReconciler:
                 "Warning",
                 "ReferenceNotFound",
                 f"Step {missing.step} waits for {missing.kind} {missing.namespace}/{missing.name}",
+            )
+
+    async def _create_stepruns(
+        self,
+        run: StoryRun,
+        launches: Sequence[launching.StepRunLaunch],
+        result: PassResult,
+        story_key: str,
+    ) -> None:
+        """The StepRuns one pass launches are independent: create them concurrently (at most
+        CREATE_CONCURRENCY in flight), so a fan-out costs about one round trip, not one per
+        step. Every create runs to its end; then the first error, in launch order, is raised
+        as a sequential loop would (the retry finds the created ones by name)."""
+        limiter = anyio.CapacityLimiter(CREATE_CONCURRENCY)
+        errors: list[Exception | None] = [None] * len(launches)
+
+        async def create(index: int, launch: launching.StepRunLaunch) -> None:
+            async with limiter:
+                try:
+                    await self._create_steprun(run, launch, result, story_key)
+                except Exception as error:  # re-raised below, after the others finished
+                    errors[index] = error
+
+        async with anyio.create_task_group() as group:
+            for index, launch in enumerate(launches):
+                group.start_soon(create, index, launch)
+        first = next((error for error in errors if error is not None), None)
+        if first is not None:
+            raise first
+
+    async def _create_steprun(
+        self, run: StoryRun, launch: launching.StepRunLaunch, result: PassResult, story_key: str
+    ) -> None:
+        meta = run.metadata
+        assert meta is not None  # noqa: S101
+        name = _name(launch.steprun)
+        fresh = self.stepruns.get(meta.namespace or "", name) is None
+        try:
+            created = await self.kit.children.create_if_absent(
+                STEP_RUNS,
+                launch.steprun,
+                owner=run,
+                owner_resource=STORY_RUNS,
+                cache=self.stepruns,
+            )
+        except ChildConflict as conflict:
+            self._fail_step(result, launch.steprun.spec.step_id, str(conflict))
+            return
+        drift = launching.steprun_drift(created, launch.steprun)
+        if drift is not None:
+            self._event(run, "Warning", "ChildStepRunDrift", drift)
+            self._fail_step(result, launch.steprun.spec.step_id, drift)
+            return
+        self.slots.created(meta.namespace or "", name, story_key)
+        if launch.near_limit:
+            self._event(
+                run,
+                "Warning",
+                "StepInputNearLimit",
+                f"Input of step {launch.steprun.spec.step_id} is {launch.input_bytes} bytes, "
+                "near the max inline limit",
+            )
+        ref = launch.steprun.spec.engram_ref
+        if fresh:
+            if self.metrics is not None:
+                self.metrics.child_steprun_created(
+                    meta.namespace or "", _name(run), ref.name if ref else ""
+                )
+            self._event(
+                run,
+                "Normal",
+                "ChildStepRunCreated",
+                f"Created StepRun {name} for Engram "
+                f"{(ref.namespace or meta.namespace) if ref else ''}/{ref.name if ref else ''}",
             )
 
     def _fail_step(self, result: PassResult, step: str, message: str) -> None:
