@@ -122,13 +122,15 @@ def audit_counts(
     until: datetime.datetime | None = None,
 ) -> Counter[str]:
     """Requests made by `user` received in [since, until), by "VERB resource[/sub]", from
-    kube-apiserver audit log lines (JSON, one event a line). A request is counted once: at
-    `ResponseStarted` for watches (they may still be open), at `ResponseComplete` otherwise."""
+    kube-apiserver audit log lines (JSON, one event a line; others are skipped). A request is
+    counted once: at `ResponseStarted` for watches (they may still be open), at
+    `ResponseComplete` otherwise."""
     counts: Counter[str] = Counter()
     for line in lines:
-        if not line.strip():
+        try:
+            event: dict[str, Any] = json.loads(line)
+        except ValueError:  # blank, or a line cut short by the apiserver's exit
             continue
-        event: dict[str, Any] = json.loads(line)
         if event.get("user", {}).get("username") != user:
             continue
         received = datetime.datetime.fromisoformat(

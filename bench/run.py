@@ -140,7 +140,7 @@ class Bench:
     def audit(
         self, user: str, since: datetime.datetime, until: datetime.datetime
     ) -> dict[str, float]:
-        with self.audit_log.open() as lines:
+        with self.audit_log.open(errors="replace") as lines:
             return dict(rpt.audit_counts(lines, user, since, until))
 
     async def scenario(
