@@ -31,9 +31,8 @@ def draw(scenarios: Sequence[Mapping[str, Any]], path: Path) -> None:
             hist_ax.hist(latencies, bins=40, histtype="step", label=label)
         points = s["series"]["samples"]
         rss_ax.plot([p["t"] for p in points], [p.get("VmRSS", 0.0) for p in points], label=label)
-        depth_ax.plot(
-            [p["t"] for p in points], [p.get("queue_depth", 0.0) for p in points], label=label
-        )
+        scraped = [p for p in points if "queue_depth" in p]
+        depth_ax.plot([p["t"] for p in scraped], [p["queue_depth"] for p in scraped], label=label)
     done_ax.set(title="StoryRuns completed", xlabel="s since first submit", ylabel="runs")
     hist_ax.set(title="StoryRun create -> terminal", xlabel="ms", ylabel="runs")
     rss_ax.set(title="controller RSS", xlabel="s since first submit", ylabel="MiB")

@@ -330,7 +330,7 @@ class Bench:
             },
         }
         if m["profile"] is not None and Path(m["profile"]).exists():
-            with Path(m["profile"]).open() as lines:
+            with Path(m["profile"]).open(errors="replace") as lines:
                 result["profile_top"] = rpt.profile_top(lines)
         return result
 

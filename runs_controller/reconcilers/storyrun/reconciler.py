@@ -41,6 +41,7 @@ from runs_controller.engine.schemas import (
 from runs_controller.engine.triggers import trigger_token_refusal
 from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
+from runs_controller.reconcilers.indexes import QUEUE_PRIORITY_INDEX
 from runs_controller.reconcilers.storyrun import cleanup, rbac
 from runs_controller.reconcilers.storyrun.dependents import Dependents
 from runs_controller.reconcilers.storyrun.slots import SlotKeeper
@@ -56,6 +57,7 @@ from runs_controller.reconcilers.storyrun.transitions import (
 from runs_controller.runtime.children import ChildConflict
 from runs_controller.runtime.offload import run_pure
 from runs_controller.runtime.reconciler import Request, Result
+from runs_controller.runtime.store import key_of
 from runs_controller.runtime.written import WrittenObjects
 
 if TYPE_CHECKING:
@@ -400,25 +402,29 @@ class StoryRunReconciler:
         """Another run of the queue with demand has a strictly higher effective priority
         (§3.6, priority with aging).
 
-        Only two kinds of peer can outrank this run: one with a higher priority label, and
-        one whose queued steps have aged (the slot keeper knows the runs with queued steps).
-        The others are not looked at, so a pass stays cheap with many runs in the queue."""
+        Only two kinds of peer can outrank this run: one with a higher priority label (found
+        through the queue-priority index: a few values, not a scan of the queue), and one whose
+        queued steps have aged (the slot keeper knows the runs with queued steps). The others
+        are not looked at, so a pass stays cheap with many runs in the queue."""
         meta = run.metadata
         own_priority = priority_from_labels(meta.labels if meta else None)
         own_key = f"{meta.namespace}/{meta.name}" if meta else ""
-        waiting = self.slots.waiting_runs()
-        candidates = []
-        for peer in self.runs.list(None, labels={keys.LABEL_QUEUE: queue_name}):
-            peer_meta = peer.metadata
-            if peer_meta is None:
-                continue
-            key = f"{peer_meta.namespace}/{peer_meta.name}"
-            if key == own_key:
-                continue
-            if priority_from_labels(peer_meta.labels) > own_priority or (
-                queue.priority_aging_seconds > 0 and key in waiting
-            ):
-                candidates.append(run_demand(peer))
+        peers: dict[str, StoryRun] = {}
+        # Higher priority labels of the queue: a few index values, not one entry per run.
+        for value in self.runs.index_values(QUEUE_PRIORITY_INDEX):
+            peer_queue, _, priority = value.rpartition("/")
+            if peer_queue == queue_name and int(priority) > own_priority:
+                for peer in self.runs.by_index(QUEUE_PRIORITY_INDEX, value):
+                    peers[key_of(peer)] = peer
+        if queue.priority_aging_seconds > 0:
+            for key in self.slots.waiting_runs():
+                peer_namespace, _, peer_name = key.partition("/")
+                waiting = self.runs.get(peer_namespace, peer_name)
+                labels = (waiting.metadata.labels if waiting and waiting.metadata else None) or {}
+                if waiting is not None and labels.get(keys.LABEL_QUEUE) == queue_name:
+                    peers[key] = waiting
+        peers.pop(own_key, None)
+        candidates = [run_demand(peer) for peer in peers.values()]
         if not candidates:
             return False
         return higher_priority_waiting(
