@@ -28,12 +28,14 @@ from runs_controller.reconcilers.effectclaim.reconciler import EffectClaimReconc
 from runs_controller.reconcilers.effectclaim.watches import claims_of, steprun_finished
 from runs_controller.reconcilers.indexes import (
     ENGRAM_INDEX,
+    QUEUE_PRIORITY_INDEX,
     STORY_INDEX,
     STORYRUN_INDEX,
     TEMPLATE_INDEX,
     engram_template,
     steprun_engram,
     steprun_storyrun,
+    storyrun_queue_priority,
     storyrun_story,
 )
 from runs_controller.reconcilers.steprun.predicates import (
@@ -109,7 +111,10 @@ def stepruns_of_template(
 def _storyrun(manager: Manager) -> Controller:
     builder = ControllerBuilder(manager, "storyrun", workers=8)
     runs = builder.for_(
-        STORY_RUNS, StoryRun, predicate=storyrun_changed, indexers={STORY_INDEX: storyrun_story}
+        STORY_RUNS,
+        StoryRun,
+        predicate=storyrun_changed,
+        indexers={STORY_INDEX: storyrun_story, QUEUE_PRIORITY_INDEX: storyrun_queue_priority},
     )
     stepruns = builder.owns(STEP_RUNS, StepRun, indexers={STORYRUN_INDEX: steprun_storyrun})
     builder.owns(STORY_RUNS, StoryRun, predicate=child_run_changed)

@@ -72,6 +72,12 @@ class CacheReader(Generic[T]):
         """Objects whose index function produced `value`, from every watched namespace."""
         return [obj for informer in self.informers for obj in informer.store.by_index(index, value)]
 
+    def index_values(self, index: str) -> builtins.list[str]:
+        """Every value the index function produced, over every watched namespace (sorted)."""
+        return sorted(
+            {v for informer in self.informers for v in informer.store.index_values(index)}
+        )
+
     def owned_by(self, uid: str) -> builtins.list[T]:
         """Objects with an owner reference to `uid` (needs the owner index: `Cache.reader`
         adds it)."""

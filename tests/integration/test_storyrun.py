@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
 import pytest
 
 from runs_controller.api.k8s import Role, RoleBinding, ServiceAccount
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.resources import ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS
+from runs_controller.kube.config import load_kubeconfig
+from runs_controller.kube.resources import (
+    ROLE_BINDINGS,
+    ROLES,
+    SERVICE_ACCOUNTS,
+    STEP_RUNS,
+    ResourceType,
+)
 from tests.integration.storyrun_support import (
     DONE,
     create_engram,
@@ -162,3 +174,57 @@ async def test_an_if_that_cannot_be_evaluated_fails_its_step_instead_of_hanging_
     assert states["guarded"].message == "step 'guarded': if: missing key at inputs.missing"
     assert (run.status.message or "").startswith("Story completed with failed step: guarded.")
     assert await list_stepruns(client, namespace) == []
+
+
+@dataclass
+class Overlap:
+    """Shared by the client and the fenced views the controller makes of it (copies)."""
+
+    expected: int
+    in_flight: int = 0
+    most: int = 0
+    reached: anyio.Event = field(default_factory=anyio.Event)
+
+
+class OverlapProbe(KubeClient):
+    """The controller's client; each StepRun create waits (up to a deadline) until
+    `overlap.expected` creates are in flight at once, and the largest overlap is kept."""
+
+    overlap: Overlap
+
+    async def create(self, rt: ResourceType, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if rt is not STEP_RUNS:
+            return await super().create(rt, obj, *args, **kwargs)
+        overlap = self.overlap
+        overlap.in_flight += 1
+        overlap.most = max(overlap.most, overlap.in_flight)
+        if overlap.in_flight >= overlap.expected:
+            overlap.reached.set()
+        try:
+            with anyio.move_on_after(10):  # a deadline: creates made one by one never overlap
+                await overlap.reached.wait()
+            return await super().create(rt, obj, *args, **kwargs)
+        finally:
+            overlap.in_flight -= 1
+
+
+async def test_the_stepruns_of_one_pass_are_created_concurrently(
+    client: KubeClient, kubeconfig: Path, namespace: str, crds: list[str]
+) -> None:
+    """A fan-out costs about one create round trip per pass, not one per step."""
+    await create_engram(client, namespace)
+    overlap = Overlap(expected=3)
+    fanout = {"steps": [engram_step(f"f{i}") for i in range(overlap.expected)]}
+    await create_story(client, namespace, "fanout", fanout)
+    probe = OverlapProbe(await load_kubeconfig(kubeconfig))
+    probe.overlap = overlap
+    async with (
+        probe,
+        running_controller(probe, namespace),
+        fake_sdk(client, namespace, echo_success),
+    ):
+        await create_run(client, namespace, "f1", "fanout")
+        run = await wait_for_phase(client, namespace, "f1", {"Succeeded", "Failed"})
+    assert run.status is not None
+    assert run.status.phase == "Succeeded", run.status
+    assert overlap.most == overlap.expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import msgspec
 import structlog
 
@@ -40,6 +41,7 @@ from runs_controller.engine.schemas import (
 from runs_controller.engine.triggers import trigger_token_refusal
 from runs_controller.kube.errors import NotFound
 from runs_controller.kube.resources import STEP_RUNS, STORY_RUNS
+from runs_controller.reconcilers.indexes import QUEUE_PRIORITY_INDEX
 from runs_controller.reconcilers.storyrun import cleanup, rbac
 from runs_controller.reconcilers.storyrun.dependents import Dependents
 from runs_controller.reconcilers.storyrun.slots import SlotKeeper
@@ -55,11 +57,12 @@ from runs_controller.reconcilers.storyrun.transitions import (
 from runs_controller.runtime.children import ChildConflict
 from runs_controller.runtime.offload import run_pure
 from runs_controller.runtime.reconciler import Request, Result
+from runs_controller.runtime.store import key_of
 from runs_controller.runtime.written import WrittenObjects
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from runs_controller.api.bubustack.engram import Engram
     from runs_controller.api.bubustack.story import Step, Story
@@ -73,6 +76,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("runs_controller.storyrun")
 
 ACTION = "Reconcile"
+CREATE_CONCURRENCY = 8
+"""StepRun creates of one pass in flight at once (a fan-out's steps are independent): the
+number of round trips a wide pass costs, not the apiserver's load, which the workers bound."""
 
 
 def _now(kit: Kit) -> datetime.datetime:
@@ -396,25 +402,29 @@ class StoryRunReconciler:
         """Another run of the queue with demand has a strictly higher effective priority
         (§3.6, priority with aging).
 
-        Only two kinds of peer can outrank this run: one with a higher priority label, and
-        one whose queued steps have aged (the slot keeper knows the runs with queued steps).
-        The others are not looked at, so a pass stays cheap with many runs in the queue."""
+        Only two kinds of peer can outrank this run: one with a higher priority label (found
+        through the queue-priority index: a few values, not a scan of the queue), and one whose
+        queued steps have aged (the slot keeper knows the runs with queued steps). The others
+        are not looked at, so a pass stays cheap with many runs in the queue."""
         meta = run.metadata
         own_priority = priority_from_labels(meta.labels if meta else None)
         own_key = f"{meta.namespace}/{meta.name}" if meta else ""
-        waiting = self.slots.waiting_runs()
-        candidates = []
-        for peer in self.runs.list(None, labels={keys.LABEL_QUEUE: queue_name}):
-            peer_meta = peer.metadata
-            if peer_meta is None:
-                continue
-            key = f"{peer_meta.namespace}/{peer_meta.name}"
-            if key == own_key:
-                continue
-            if priority_from_labels(peer_meta.labels) > own_priority or (
-                queue.priority_aging_seconds > 0 and key in waiting
-            ):
-                candidates.append(run_demand(peer))
+        peers: dict[str, StoryRun] = {}
+        # Higher priority labels of the queue: a few index values, not one entry per run.
+        for value in self.runs.index_values(QUEUE_PRIORITY_INDEX):
+            peer_queue, _, priority = value.rpartition("/")
+            if peer_queue == queue_name and int(priority) > own_priority:
+                for peer in self.runs.by_index(QUEUE_PRIORITY_INDEX, value):
+                    peers[key_of(peer)] = peer
+        if queue.priority_aging_seconds > 0:
+            for key in self.slots.waiting_runs():
+                peer_namespace, _, peer_name = key.partition("/")
+                waiting = self.runs.get(peer_namespace, peer_name)
+                labels = (waiting.metadata.labels if waiting and waiting.metadata else None) or {}
+                if waiting is not None and labels.get(keys.LABEL_QUEUE) == queue_name:
+                    peers[key] = waiting
+        peers.pop(own_key, None)
+        candidates = [run_demand(peer) for peer in peers.values()]
         if not candidates:
             return False
         return higher_priority_waiting(
@@ -499,47 +509,11 @@ class StoryRunReconciler:
         meta = run.metadata
         assert meta is not None  # noqa: S101
         story_key = f"{meta.namespace}/{_name(story)}"
-        for launch in result.steprun_launches:
-            name = _name(launch.steprun)
-            fresh = self.stepruns.get(meta.namespace or "", name) is None
-            try:
-                created = await self.kit.children.create_if_absent(
-                    STEP_RUNS,
-                    launch.steprun,
-                    owner=run,
-                    owner_resource=STORY_RUNS,
-                    cache=self.stepruns,
-                )
-            except ChildConflict as conflict:
-                self._fail_step(result, launch.steprun.spec.step_id, str(conflict))
-                continue
-            drift = launching.steprun_drift(created, launch.steprun)
-            if drift is not None:
-                self._event(run, "Warning", "ChildStepRunDrift", drift)
-                self._fail_step(result, launch.steprun.spec.step_id, drift)
-                continue
-            self.slots.created(meta.namespace or "", name, story_key)
-            if launch.near_limit:
-                self._event(
-                    run,
-                    "Warning",
-                    "StepInputNearLimit",
-                    f"Input of step {launch.steprun.spec.step_id} is {launch.input_bytes} bytes, "
-                    "near the max inline limit",
-                )
-            ref = launch.steprun.spec.engram_ref
-            if fresh:
-                if self.metrics is not None:
-                    self.metrics.child_steprun_created(
-                        meta.namespace or "", _name(run), ref.name if ref else ""
-                    )
-                self._event(
-                    run,
-                    "Normal",
-                    "ChildStepRunCreated",
-                    f"Created StepRun {name} for Engram "
-                    f"{(ref.namespace or meta.namespace) if ref else ''}/{ref.name if ref else ''}",
-                )
+        launches = result.steprun_launches
+        if len(launches) == 1:
+            await self._create_steprun(run, launches[0], result, story_key)
+        elif launches:
+            await self._create_stepruns(run, launches, result, story_key)
         for step_name, sub in result.subrun_launches:
             try:
                 created_run = await self.kit.children.create_if_absent(
@@ -558,6 +532,80 @@ class StoryRunReconciler:
                 "Warning",
                 "ReferenceNotFound",
                 f"Step {missing.step} waits for {missing.kind} {missing.namespace}/{missing.name}",
+            )
+
+    async def _create_stepruns(
+        self,
+        run: StoryRun,
+        launches: Sequence[launching.StepRunLaunch],
+        result: PassResult,
+        story_key: str,
+    ) -> None:
+        """The StepRuns one pass launches are independent: create them concurrently (at most
+        CREATE_CONCURRENCY in flight), so a fan-out costs about one round trip, not one per
+        step. Every create runs to its end; then the first error, in launch order, is raised
+        as a sequential loop would (the retry finds the created ones by name)."""
+        limiter = anyio.CapacityLimiter(CREATE_CONCURRENCY)
+        errors: list[Exception | None] = [None] * len(launches)
+
+        async def create(index: int, launch: launching.StepRunLaunch) -> None:
+            async with limiter:
+                try:
+                    await self._create_steprun(run, launch, result, story_key)
+                except Exception as error:  # re-raised below, after the others finished
+                    errors[index] = error
+
+        async with anyio.create_task_group() as group:
+            for index, launch in enumerate(launches):
+                group.start_soon(create, index, launch)
+        first = next((error for error in errors if error is not None), None)
+        if first is not None:
+            raise first
+
+    async def _create_steprun(
+        self, run: StoryRun, launch: launching.StepRunLaunch, result: PassResult, story_key: str
+    ) -> None:
+        meta = run.metadata
+        assert meta is not None  # noqa: S101
+        name = _name(launch.steprun)
+        fresh = self.stepruns.get(meta.namespace or "", name) is None
+        try:
+            created = await self.kit.children.create_if_absent(
+                STEP_RUNS,
+                launch.steprun,
+                owner=run,
+                owner_resource=STORY_RUNS,
+                cache=self.stepruns,
+            )
+        except ChildConflict as conflict:
+            self._fail_step(result, launch.steprun.spec.step_id, str(conflict))
+            return
+        drift = launching.steprun_drift(created, launch.steprun)
+        if drift is not None:
+            self._event(run, "Warning", "ChildStepRunDrift", drift)
+            self._fail_step(result, launch.steprun.spec.step_id, drift)
+            return
+        self.slots.created(meta.namespace or "", name, story_key)
+        if launch.near_limit:
+            self._event(
+                run,
+                "Warning",
+                "StepInputNearLimit",
+                f"Input of step {launch.steprun.spec.step_id} is {launch.input_bytes} bytes, "
+                "near the max inline limit",
+            )
+        ref = launch.steprun.spec.engram_ref
+        if fresh:
+            if self.metrics is not None:
+                self.metrics.child_steprun_created(
+                    meta.namespace or "", _name(run), ref.name if ref else ""
+                )
+            self._event(
+                run,
+                "Normal",
+                "ChildStepRunCreated",
+                f"Created StepRun {name} for Engram "
+                f"{(ref.namespace or meta.namespace) if ref else ''}/{ref.name if ref else ''}",
             )
 
     def _fail_step(self, result: PassResult, step: str, message: str) -> None:
