@@ -104,6 +104,9 @@ class Timeline:
     phases: dict[str, str] = field(default_factory=dict)
     step_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     """(run, step) -> a watch saw the StepRun for the first time."""
+    step_started: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(run, step) -> a watch first saw the StepRun past Pending (Running, or already
+    finished when the SDK's result came before the controller's Running)."""
     step_written: dict[tuple[str, str], float] = field(default_factory=dict)
     """(run, step) -> the SDK stand-in's terminal status write was answered."""
     gate_approved: dict[str, float] = field(default_factory=dict)
@@ -147,7 +150,11 @@ class Watches:
         if event.type == "deleted":
             return
         key = (event.obj.spec.story_run_ref.name, event.obj.spec.step_id)
-        self.timeline.step_seen.setdefault(key, time.perf_counter())
+        now = time.perf_counter()
+        self.timeline.step_seen.setdefault(key, now)
+        phase = event.obj.status.phase if event.obj.status is not None else None
+        if phase not in (None, "", "Pending"):
+            self.timeline.step_started.setdefault(key, now)
 
     def _run_event(self, event: Event[StoryRun]) -> None:
         if event.type == "deleted" or event.obj.metadata is None:
@@ -231,12 +238,14 @@ async def submit(
             group.start_soon(one, i)
 
 
-def hop_latencies(shape: str, timeline: Timeline) -> list[float]:
-    """Dependency's terminal write -> dependent StepRun first seen, over engram->engram edges
-    (the last dependency written starts the hop)."""
+def hop_latencies(shape: str, timeline: Timeline, *, to_started: bool = False) -> list[float]:
+    """Dependency's terminal write -> dependent StepRun first seen (or, `to_started`, first
+    seen past Pending), over engram->engram edges (the last dependency written starts the
+    hop)."""
     needs = engram_needs(shape)
     out: list[float] = []
-    for (run, step), seen in timeline.step_seen.items():
+    ends = timeline.step_started if to_started else timeline.step_seen
+    for (run, step), seen in ends.items():
         deps = needs.get(step) or []
         written = [timeline.step_written.get((run, d)) for d in deps]
         if deps and all(w is not None for w in written):

@@ -123,11 +123,36 @@ def machine() -> dict[str, Any]:
 class Bench:
     """One control plane, shared by every scenario of the invocation."""
 
-    def __init__(self, plane: ControlPlane, out: Path, audit_log: Path, profile: bool) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        out: Path,
+        audit_log: Path,
+        profile: bool,
+        apiserver_profile_s: int = 0,
+    ) -> None:
         self.plane = plane
         self.out = out
         self.audit_log = audit_log
         self.profile = profile
+        self.apiserver_profile_s = apiserver_profile_s
+
+    def apiserver_profile(self, output: Path) -> None:
+        """A Go CPU profile of kube-apiserver for `apiserver_profile_s` seconds (pprof), and its
+        top functions as text next to it (`go tool pprof -top`)."""
+        seconds = str(self.apiserver_profile_s)
+        body = self.plane.admin.get_bytes(
+            "/debug/pprof/profile", {"seconds": seconds}, timeout=self.apiserver_profile_s + 60
+        )
+        output.write_bytes(body)
+        for flag, suffix in (("-top", ".top.txt"), ("-top -cum", ".cum.txt")):
+            text = subprocess.run(  # noqa: S603 - the Go toolchain that built the binaries
+                ["go", "tool", "pprof", *flag.split(), "-nodecount=40", str(output)],  # noqa: S607
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            output.with_suffix(suffix).write_text(text.stdout + text.stderr)
 
     def controller_identity(self, namespace: str) -> tuple[str, Path]:
         user = f"bench-controller-{namespace}"
@@ -209,6 +234,12 @@ class Bench:
             controller.start_profiler(profile)
         with anyio.CancelScope() as sampling:
             group.start_soon(controller.sample, session, sampler, t0)
+            if self.apiserver_profile_s:
+                group.start_soon(
+                    anyio.to_thread.run_sync,
+                    self.apiserver_profile,
+                    self.out / f"apiserver-{name}.pprof",
+                )
             log(f"{name}: submitting {runs} runs ({steps} engram steps)")
             await submit(client, controller.namespace, shape, runs, timeline)
             log(f"{name}: submitted in {time.perf_counter() - t0:.1f} s; waiting")
@@ -280,6 +311,9 @@ class Bench:
                     start_latencies(m["shape"], timeline)
                 ),
                 "hop": rpt.summary_ms(hop_latencies(m["shape"], timeline)),
+                "hop_to_started": rpt.summary_ms(
+                    hop_latencies(m["shape"], timeline, to_started=True)
+                ),
                 "gate_to_next": rpt.summary_ms(gate_latencies(m["shape"], timeline)),
             },
             "requests": {
@@ -494,6 +528,13 @@ def main() -> None:
         "--profile", action="store_true", help="py-spy the controller in every scenario"
     )
     parser.add_argument(
+        "--apiserver-profile",
+        type=int,
+        default=0,
+        metavar="S",
+        help="a kube-apiserver CPU profile (pprof) over the first S seconds of every scenario",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=0, help="seconds per scenario (default 600 + 2 s per run)"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest")
@@ -518,11 +559,12 @@ def main() -> None:
                 f"--audit-log-path={audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-maxsize=0",
+                *(["--profiling=true"] if args.apiserver_profile else []),
             ]
         )
         with ControlPlane(config) as plane:
             install_crds(plane.admin, [REPO / "manifests" / "crds"], timeout=120)
-            bench = Bench(plane, out, audit_log, args.profile)
+            bench = Bench(plane, out, audit_log, args.profile, args.apiserver_profile)
             document["scenarios"] = []
             for shape in shapes:
                 for k in ks:

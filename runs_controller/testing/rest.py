@@ -92,6 +92,18 @@ class HarnessClient:
         except urllib.error.HTTPError as error:
             return Response(error.code, _decode(error.read()))
 
+    def get_bytes(
+        self, path: str, query: dict[str, str] | None = None, timeout: float = 60
+    ) -> bytes:
+        """GET a non-JSON body (a pprof profile) as raw bytes; raises on HTTP errors."""
+        url = self.server + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        request = urllib.request.Request(url, method="GET")  # noqa: S310 - https only
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        with self._opener.open(request, timeout=timeout) as reply:
+            body: bytes = reply.read()
+            return body
+
     def _checked(self, method: str, path: str, body: JSON | None = None, **kw: Any) -> JSON:
         response = self.request(method, path, body, **kw)
         if not response.ok:

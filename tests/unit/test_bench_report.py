@@ -198,3 +198,18 @@ def test_profile_top_shares_self_and_inclusive_samples() -> None:
     assert top["self"] == [("decode (json.py)", 60.0), ("reconcile (storyrun.py)", 20.0)]
     assert top["inclusive"] == [("run (loop.py)", 100.0), ("reconcile (storyrun.py)", 80.0)]
     assert rpt.profile_top([]) == {"self": [], "inclusive": []}
+
+
+def test_hops_start_at_the_last_dependency_written_and_end_at_seen_or_started() -> None:
+    from bench.driver import Timeline, hop_latencies
+
+    timeline = Timeline()
+    # diamond: left and right need top; join needs nap (not an engram edge, so no hop).
+    timeline.step_written.update({("r", "top"): 10.0, ("r", "left"): 11.0})
+    timeline.step_seen.update({("r", "left"): 10.25, ("r", "right"): 10.5, ("r", "join"): 20.0})
+    timeline.step_started.update({("r", "left"): 10.75})
+    assert sorted(hop_latencies("diamond", timeline)) == [0.25, 0.5]
+    assert hop_latencies("diamond", timeline, to_started=True) == [0.75]
+    # chain: s1 waits on s0, which was never written: no hop.
+    timeline.step_seen[("c", "s1")] = 1.0
+    assert sorted(hop_latencies("chain", timeline)) == []
