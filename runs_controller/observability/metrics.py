@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from runs_controller.observability.steprun_metrics import StepRunMetrics
 from runs_controller.observability.storyrun_metrics import StoryRunMetrics
@@ -29,9 +29,14 @@ _default: CollectorRegistry | None = None
 
 
 def default_registry() -> CollectorRegistry:
-    """The process-wide registry served on /metrics."""
+    """The process-wide registry served on /metrics.
+
+    Also turns off prometheus_client's `*_created` series, process-wide: the Go clients whose
+    names we keep never expose them, and they doubled the series of every counter and histogram,
+    so building /metrics with 1,000 live runs cost twice the CPU (the benchmark's profile)."""
     global _default
     if _default is None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         _default = CollectorRegistry(auto_describe=True)
     return _default
 

@@ -38,6 +38,7 @@ from runs_controller.reconcilers.indexes import (
     storyrun_queue_priority,
     storyrun_story,
 )
+from runs_controller.reconcilers.ordering import steprun_rank, storyrun_rank
 from runs_controller.reconcilers.steprun.predicates import (
     job_changed,
     spec_changed,
@@ -123,6 +124,7 @@ def _storyrun(manager: Manager) -> Controller:
         ENGRAMS, Engram, lambda engram: runs_waiting_in(runs, engram), predicate=spec_changed
     )
     templates = builder.reads(ENGRAM_TEMPLATES, EngramTemplate)
+    builder.order_by(storyrun_rank(runs))
     reconciler = StoryRunReconciler(
         builder.kit,
         runs=runs,
@@ -167,6 +169,7 @@ def _steprun(manager: Manager) -> Controller:
         lambda template: stepruns_of_template(engrams, steps, template),
         predicate=spec_changed,
     )
+    builder.order_by(steprun_rank(steps, runs))
     reconciler = StepRunReconciler(
         builder.kit,
         steps=steps,

@@ -69,6 +69,7 @@ class ControllerBuilder:
         self._workers = manager.options.workers or workers or DEFAULT_WORKERS
         self._timeout = reconcile_timeout or manager.options.reconcile_timeout
         self._for: ResourceType | None = None
+        self._order: Callable[[Request], Any] | None = None
         self._pending: list[tuple[CacheReader[Any], Callable[[Enqueue], Handler]]] = []
         """(reader, handler factory) pairs, attached to the informers by `complete()`."""
         client = manager.write_client
@@ -151,6 +152,11 @@ class ControllerBuilder:
             resource, type, indexers=indexers, label_selector=label_selector
         )
 
+    def order_by(self, rank: Callable[[Request], Any]) -> None:
+        """Hand out ready keys lowest `rank` first instead of first come, first served (the
+        rank is taken when a key becomes ready; it must not raise)."""
+        self._order = rank
+
     def complete(self, reconciler: Reconciler) -> Controller:
         """Build the controller, attach its handlers and register it with the manager."""
         self._require_for("complete")
@@ -162,6 +168,7 @@ class ControllerBuilder:
             reconcile_timeout=self._timeout,
             metrics=metrics.controller,
             queue_metrics=metrics.workqueue,
+            order=self._order,
         )
         for reader, make_handler in self._pending:
             handler = make_handler(controller.enqueue)

@@ -15,7 +15,7 @@ no queued key is started any more; the ones in flight finish.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -29,6 +29,8 @@ from runs_controller.runtime.reconciler import (
 from runs_controller.runtime.workqueue import QueueShutDown, WorkQueue
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runs_controller.observability.metrics import ControllerMetrics, WorkqueueMetrics
     from runs_controller.runtime.reconciler import Reconciler
 
@@ -50,6 +52,7 @@ class Controller:
         reconcile_timeout: float | None = DEFAULT_RECONCILE_TIMEOUT,
         metrics: ControllerMetrics | None = None,
         queue_metrics: WorkqueueMetrics | None = None,
+        order: Callable[[Request], Any] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a controller needs at least one worker")
@@ -61,7 +64,9 @@ class Controller:
         self.reconcile_timeout = reconcile_timeout
         self._metrics = metrics
         self._stopping = False
-        self.queue: WorkQueue[Request] = WorkQueue(name, controller=name, metrics=queue_metrics)
+        self.queue: WorkQueue[Request] = WorkQueue(
+            name, controller=name, metrics=queue_metrics, order=order
+        )
         if metrics is not None:
             for result in RESULTS:
                 metrics.reconcile_total.labels(name, result)

@@ -2,7 +2,8 @@
 
 What it guarantees (client-go `util/workqueue`, queue + delaying + rate limiting):
 
-* a key is queued at most once (the *dirty* set), in FIFO order;
+* a key is queued at most once (the *dirty* set), in FIFO order, or, given `order`, lowest
+  rank first (ties in FIFO order): the rank of a key is taken when it becomes ready;
 * a key is never handed to two workers at once: re-adding a key that is being processed
   only marks it dirty, and `done` queues it again, once;
 * `add_after` keeps delayed keys in a heap; a duplicate keeps the *earlier* ready time, and
@@ -22,7 +23,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -90,6 +91,7 @@ class WorkQueue(Generic[K]):
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         max_wait: float = MAX_WAIT,
         unfinished_work_update_period: float = UNFINISHED_WORK_UPDATE_PERIOD,
+        order: Callable[[K], Any] | None = None,
     ) -> None:
         self.name = name
         self.controller = controller
@@ -102,7 +104,11 @@ class WorkQueue(Generic[K]):
         self._max_wait = max_wait
         self._update_period = unfinished_work_update_period
 
-        self._queue: deque[K] = deque()  # ready keys, FIFO
+        self._queue: deque[K] = deque()  # ready keys, FIFO (without `order`)
+        # With `order`: a min-heap of (rank, seq, key); a key is in it at most once (dirty set).
+        self._order = order
+        self._ranked: list[tuple[Any, int, K]] = []
+        self._ready_seq = itertools.count()
         self._dirty: set[K] = set()  # keys that need processing (queued or re-added)
         self._processing: dict[K, float] = {}  # key -> start time (0.0 without metrics)
         self._added_at: dict[K, float] = {}  # for queue_duration; only with metrics
@@ -127,7 +133,7 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         """Number of keys ready to be handed out (not counting keys being processed)."""
-        return len(self._queue)
+        return len(self._queue) + len(self._ranked)
 
     @property
     def shutting_down(self) -> bool:
@@ -152,7 +158,7 @@ class WorkQueue(Generic[K]):
         event loop once, so a busy worker cannot starve other tasks.
         """
         await anyio.lowlevel.checkpoint()
-        while not self._queue:
+        while not (self._queue or self._ranked):
             if self._shutting_down:
                 raise QueueShutDown
             event = anyio.Event()
@@ -165,7 +171,7 @@ class WorkQueue(Generic[K]):
                 else:
                     self._getters.remove(event)
                 raise
-        key = self._queue.popleft()
+        key = heapq.heappop(self._ranked)[2] if self._ranked else self._queue.popleft()
         self._dirty.discard(key)
         if self._metrics is not None:
             now = self._clock()
@@ -226,7 +232,10 @@ class WorkQueue(Generic[K]):
             self._wake_scope.cancel()
 
     def _push(self, key: K) -> None:
-        self._queue.append(key)
+        if self._order is None:
+            self._queue.append(key)
+        else:
+            heapq.heappush(self._ranked, (self._order(key), next(self._ready_seq), key))
         self._wake_getter()
 
     def _wake_getter(self) -> None:

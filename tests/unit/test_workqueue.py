@@ -98,6 +98,63 @@ async def take_all(queue: WorkQueue[str]) -> list[str]:
     return keys
 
 
+# -- ordered queue (`order`) --------------------------------------------------------------
+
+
+async def test_an_ordered_queue_hands_out_the_lowest_rank_first_ties_in_add_order(
+    clock: FakeClock,
+) -> None:
+    ranks = {"old": 1, "new": 3, "mid-a": 2, "mid-b": 2}
+    queue = WorkQueue[str]("test", clock=clock, sleep=clock.sleep, order=ranks.__getitem__)
+    for key in ("new", "mid-b", "old", "mid-a", "old", "new"):
+        queue.add(key)
+    assert len(queue) == 4  # still deduplicated
+    assert await take_all(queue) == ["old", "mid-b", "mid-a", "new"]
+
+
+async def test_an_ordered_queue_ranks_a_key_when_it_becomes_ready(clock: FakeClock) -> None:
+    ranks = {"a": 5, "b": 1, "c": 3}
+    queue = WorkQueue[str]("test", clock=clock, sleep=clock.sleep, order=ranks.__getitem__)
+    queue.add("a")
+    assert await queue.get() == "a"
+    queue.add("a")  # dirty while processing: ranked when done() queues it again
+    queue.add("c")
+    ranks["a"] = 2
+    queue.done("a")
+    queue.add("b")
+    assert await take_all(queue) == ["b", "a", "c"]
+    # The processing rules hold as in FIFO order: a key is never handed out twice at once.
+    queue.add("c")
+    taken = await queue.get()
+    queue.add("c")
+    assert len(queue) == 0
+    queue.done(taken)
+    assert await take_all(queue) == ["c"]
+
+
+async def test_an_ordered_queue_wakes_a_blocked_getter_and_hands_out_delayed_keys(
+    clock: FakeClock,
+) -> None:
+    ranks = {"late": 0, "early": 9}
+    queue = WorkQueue[str]("test", clock=clock, sleep=clock.sleep, order=ranks.__getitem__)
+    got: list[str] = []
+    async with anyio.create_task_group() as group, queue:
+
+        async def getter() -> None:
+            got.append(await queue.get())
+
+        group.start_soon(getter)
+        await anyio.wait_all_tasks_blocked()
+        queue.add("early")
+        await anyio.wait_all_tasks_blocked()
+        assert got == ["early"]
+        queue.done("early")
+        queue.add_after("late", 5)
+        queue.add("early")
+        await clock.advance(5)
+        assert await take_all(queue) == ["late", "early"]
+
+
 # -- basic queue --------------------------------------------------------------------------
 
 
