@@ -16,15 +16,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-from prometheus_client import CollectorRegistry
-
 from runs_controller.api.bubustack.engram import Engram
 from runs_controller.api.bubustack.story import Story
 from runs_controller.api.catalog.engramtemplate import EngramTemplate
 from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.api.runs.storytrigger import StoryTrigger
-from runs_controller.app import build_manager
 from runs_controller.engine.naming import derive_storytrigger_name
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.errors import (
@@ -45,7 +41,7 @@ from runs_controller.runtime.reconciler import Reconciler, Request, Result, Term
 from runs_controller.testing.wait import poll_until_async
 from tests.hostile import crd_fields
 from tests.hostile.model import ENGRAM, NAMESPACE, STORY, TEMPLATE, Case, substitute
-from tests.integration.storyrun_support import TERMINAL, settings
+from tests.integration.storyrun_support import TERMINAL, running_controller
 
 BENIGN = (Conflict, AlreadyExists, NotFound)
 """Errors a reconcile may meet in a race (a stale resourceVersion, a name taken or gone): the
@@ -101,23 +97,16 @@ async def counted_controller(
     client: KubeClient, namespace: str, tally: Tally
 ) -> AsyncIterator[Manager]:
     """The manager with the four controllers, every reconciler wrapped in `Counting`."""
-    manager = build_manager(settings(namespace), client, namespace, CollectorRegistry())
-    for controller in manager.controllers:
-        wrapper = (
-            CountingReporter if hasattr(controller.reconciler, "report_terminal") else Counting
-        )
-        controller.reconciler = wrapper(controller.reconciler, controller.name, tally)
-    async with anyio.create_task_group() as group:
-        group.start_soon(manager.run)
 
-        async def ready() -> bool | None:
-            return True if manager.controllers_started else None
+    def count(manager: Manager) -> None:
+        for controller in manager.controllers:
+            wrapper = (
+                CountingReporter if hasattr(controller.reconciler, "report_terminal") else Counting
+            )
+            controller.reconciler = wrapper(controller.reconciler, controller.name, tally)
 
-        await poll_until_async(ready, within=60, what="the controller to lead with synced caches")
-        try:
-            yield manager
-        finally:
-            manager.stop()
+    async with running_controller(client, namespace, prepare=count) as manager:
+        yield manager
 
 
 # -- submitting ---------------------------------------------------------------------------------

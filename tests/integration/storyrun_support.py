@@ -67,12 +67,19 @@ def settings(namespace: str, **overrides: Any) -> ControllerSettings:
 
 @asynccontextmanager
 async def running_controller(
-    client: KubeClient, namespace: str, **overrides: Any
+    client: KubeClient,
+    namespace: str,
+    *,
+    prepare: Callable[[Manager], None] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Manager]:
-    """The manager with the four controllers, leading and synced, until the block ends."""
+    """The manager with the four controllers, leading and synced, until the block ends;
+    `prepare` may adjust it (wrap its reconcilers) before it starts."""
     manager = build_manager(
         settings(namespace, **overrides), client, namespace, CollectorRegistry()
     )
+    if prepare is not None:
+        prepare(manager)
     async with anyio.create_task_group() as group:
         group.start_soon(manager.run)
 

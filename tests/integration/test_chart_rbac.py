@@ -216,7 +216,7 @@ async def test_the_chart_rbac_lets_the_controllers_run_everything(
     await create_engram(admin, namespace)
     spec = {"steps": [engram_step("fetch"), engram_step("store", needs=["fetch"])]}
     await create_story(admin, namespace, "chain", spec)
-    overrides = {
+    overrides: dict[str, Any] = {
         "leader_election_namespace": release_ns,
         "leader_election_id": LEASE,
         "config_namespace": release_ns,
