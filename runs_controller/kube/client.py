@@ -631,7 +631,11 @@ class _Connection:
         session = self._session
         if session is None or session.closed:
             ssl_setting: Any = self._config.ssl_context if self._config.ssl_context else True
-            connector = aiohttp.TCPConnector(limit=self._options.connection_limit, ssl=ssl_setting)
+            connector = aiohttp.TCPConnector(
+                limit=self._options.connection_limit,
+                ssl=ssl_setting,
+                enable_cleanup_closed=_TLS_CLOSE_CAN_LEAK,
+            )
             session = self._session = aiohttp.ClientSession(
                 connector=connector, trust_env=False, timeout=timeout
             )
@@ -644,6 +648,14 @@ class _Connection:
         if self._closing:
             with anyio.move_on_after(self.CLOSE_WAIT):
                 await asyncio.wait(list(self._closing))
+
+
+_TLS_CLOSE_CAN_LEAK: bool = getattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", False)
+"""Pythons before 3.12.8 (fixed by CPython PR 118960) can keep the socket under a TLS
+connection open after its close: a connection dropped mid-response (an abandoned watch, a
+cancelled request) sends close_notify and waits for an answer that may never come. On those,
+the connector aborts such connections every 2 s and when it closes (on a fixed Python aiohttp
+warns when asked to)."""
 
 
 LARGE_BODY = 1 << 20
