@@ -15,9 +15,11 @@ import pytest
 from runs_controller.runtime.store import VERIFY_ENV
 from runs_controller.testing.binaries import BinariesNotFoundError
 from runs_controller.testing.controlplane import ControlPlane, ControlPlaneConfig, ControlPlaneError
+from runs_controller.testing.loop_leaks import LeakCheckingEventLoop
 from runs_controller.testing.stack import LocalStack, StackConfig
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
@@ -94,3 +96,11 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
         yield name
     finally:
         control_plane.delete_namespace(name)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test runs on a loop that fails it if it leaves a socket open (see
+    `loop_leaks`), instead of a later test failing when the collector finds the socket."""
+    return {"leak-checked": LeakCheckingEventLoop}
