@@ -18,6 +18,7 @@ import aiohttp
 import anyio
 
 from bench.report import Sample, parse_metrics, sum_by
+from runs_controller.testing.controller_cli import controller_run_argv
 from runs_controller.testing.controlplane import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,19 +71,14 @@ class ControllerProcess:
         self.namespace = namespace
         home = namespace.split(",", 1)[0]
         self.log_path = log_path
-        argv = [
-            sys.executable,
-            "-m",
-            "runs_controller",
-            "run",
-            f"--kubeconfig={kubeconfig}",
-            f"--namespaces={namespace}",
-            f"--leader-election-namespace={home}",
-            f"--leader-election-id={lease_id}",
-            f"--config-namespace={home}",
-            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
-        ]
+        argv = controller_run_argv(
+            kubeconfig=kubeconfig,
+            home_namespace=home,
+            namespaces=namespace,
+            lease_id=lease_id,
+            metrics_port=self.metrics_port,
+            health_port=self.health_port,
+        )
         if workers is not None:
             argv.append(f"--workers={workers}")
         self.argv = argv

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runs_controller.testing.binaries import find_binary
+from runs_controller.testing.controller_cli import controller_run_argv
 from runs_controller.testing.controlplane import free_port
 from runs_controller.testing.process import ManagedProcess
 
@@ -21,8 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "runs-controller"
 RELEASE = "runs"
 RELEASE_NAMESPACE = "runs-system"
-FAST_LEASE = ("--lease-duration=4", "--renew-deadline=3", "--retry-period=0.5")
-"""Short leases so a killed leader is replaced within seconds."""
 
 
 def tool(name: str, *args: str, kubeconfig: Path, check: bool = True) -> str:
@@ -98,22 +96,14 @@ class ControllerProcess:
     process: ManagedProcess = field(init=False)
 
     def __post_init__(self) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "runs_controller",
-            "run",
-            f"--kubeconfig={self.kubeconfig}",
-            "--leader-elect",
-            f"--leader-election-namespace={self.release.namespace}",
-            f"--config-namespace={self.release.namespace}",
-            f"--metrics-bind-address=127.0.0.1:{free_port()}",
-            f"--health-probe-bind-address=127.0.0.1:{free_port()}",
-            "--log-format=json",
-            "--log-level=info",
-            *FAST_LEASE,
-            *self.extra,
-        ]
+        argv = controller_run_argv(
+            kubeconfig=self.kubeconfig,
+            home_namespace=self.release.namespace,
+            metrics_port=free_port(),
+            health_port=free_port(),
+            fast_lease=True,
+            extra=["--leader-elect", "--log-format=json", "--log-level=info", *self.extra],
+        )
         if self.release.config_map:
             argv.append(f"--config-name={self.release.config_map}")
         self.process = ManagedProcess(self.name, argv, self.log_dir / f"{self.name}.log")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import urllib.request
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.kube.errors import AlreadyExists, NotFound, ServerError, TransportError
 from runs_controller.kube.resources import LEASES, STORY_RUNS
 from runs_controller.runtime.informer import Event
+from runs_controller.testing.controller_cli import controller_run_argv
 from runs_controller.testing.controlplane import free_port
 from runs_controller.testing.process import ManagedProcess
 from runs_controller.testing.wait import poll_until_async
@@ -97,24 +97,16 @@ class Replica:
     last_samples: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ns = self.namespace
-        argv = [
-            sys.executable,
-            "-m",
-            "runs_controller",
-            "run",
-            f"--kubeconfig={self.kubeconfig}",
-            f"--namespaces={ns}",
-            f"--leader-election-namespace={ns}",
-            f"--leader-election-id=rc-{ns}",
-            f"--config-namespace={ns}",
-            "--lease-duration=4",
-            "--renew-deadline=3",
-            "--retry-period=0.5",
-            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
-            "--log-format=json",
-        ]
+        argv = controller_run_argv(
+            kubeconfig=self.kubeconfig,
+            home_namespace=self.namespace,
+            namespaces=self.namespace,
+            lease_id=f"rc-{self.namespace}",
+            metrics_port=self.metrics_port,
+            health_port=self.health_port,
+            fast_lease=True,
+            extra=["--log-format=json"],
+        )
         self.process = ManagedProcess(self.name, argv, self.log_dir / f"{self.name}.log")
 
     def sample(self) -> dict[str, float]:
