@@ -98,6 +98,7 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
         control_plane.delete_namespace(name)
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-asyncio hook: unknown without that plugin
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
