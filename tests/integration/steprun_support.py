@@ -21,10 +21,20 @@ from runs_controller.api.k8s import Job, Pod
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.kube.client import KubeClient
-from runs_controller.kube.errors import AlreadyExists, NotFound, ServerError, TransportError
+from runs_controller.kube.errors import (
+    AlreadyExists,
+    NotFound,
+    ServerError,
+    TooManyRequests,
+    TransportError,
+)
 from runs_controller.kube.resources import JOBS, PODS, STEP_RUNS, STORY_RUNS
 from runs_controller.runtime.informer import Event, Informer, InformerOptions
 from runs_controller.testing.wait import poll_until_async
+
+APISERVER_AWAY = (TransportError, ServerError, TooManyRequests)
+"""What a client sees while the apiserver is briefly away (restarting: refused connections,
+5xx, and 429 "storage is (re)initializing"): a fault of the scenario, to ride out."""
 
 
 def job_env(job: Job) -> dict[str, str]:
@@ -206,7 +216,7 @@ class FakeKubelet:
             try:
                 await self._run_once(job)
                 return
-            except (TransportError, ServerError):
+            except APISERVER_AWAY:
                 await anyio.sleep(0.5)
 
     async def _run_once(self, job: Job) -> None:

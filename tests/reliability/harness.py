@@ -25,14 +25,14 @@ import anyio
 
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.api.runs.storyrun import StoryRun
-from runs_controller.kube.errors import AlreadyExists, NotFound, ServerError, TransportError
+from runs_controller.kube.errors import AlreadyExists, NotFound
 from runs_controller.kube.resources import LEASES, STORY_RUNS
 from runs_controller.runtime.informer import Event
 from runs_controller.testing.controller_cli import controller_run_argv
 from runs_controller.testing.controlplane import free_port
 from runs_controller.testing.process import ManagedProcess
 from runs_controller.testing.wait import poll_until_async
-from tests.integration.steprun_support import StepRunVersions, echo, fake_kubelet
+from tests.integration.steprun_support import APISERVER_AWAY, StepRunVersions, echo, fake_kubelet
 from tests.integration.storyrun_support import create_engram, create_run, create_story
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class Workload:
             lease = await self.client.get(
                 LEASES, f"rc-{self.namespace}", self.namespace, type=dict[str, Any]
             )
-        except (NotFound, TransportError, ServerError):
+        except (NotFound, *APISERVER_AWAY):
             return None
         holder: str | None = lease.get("spec", {}).get("holderIdentity")
         return holder
@@ -232,7 +232,7 @@ class Workload:
                 return
             except AlreadyExists:
                 return
-            except (TransportError, ServerError):
+            except APISERVER_AWAY:
                 await anyio.sleep(0.5)
         raise AssertionError(f"could not create run {name}")
 
@@ -243,7 +243,7 @@ class Workload:
         async def all_done() -> bool | None:
             try:
                 runs = await self.client.list(STORY_RUNS, self.namespace, type=StoryRun)
-            except (TransportError, ServerError):
+            except APISERVER_AWAY:
                 return None  # the apiserver is away (a fault of the scenario): ask again
             for run in runs.items:
                 meta, status = run.metadata, run.status
