@@ -71,15 +71,36 @@ class Case:
         return " ".join(parts)
 
 
+def _substituted_string(text: str, names: dict[str, str]) -> str:
+    for token, name in names.items():
+        if token in text:
+            text = text.replace(token, name)
+    return text
+
+
 def substitute(value: Any, names: dict[str, str]) -> Any:
-    """`value` with every placeholder replaced in every string (keys included)."""
+    """`value` with every placeholder replaced in every string (keys included).
+
+    Iterative: the corpus nests values deeper than Python's recursion limit on purpose.
+    """
     if isinstance(value, str):
-        for token, name in names.items():
-            if token in value:
-                value = value.replace(token, name)
+        return _substituted_string(value, names)
+    if not isinstance(value, (dict, list)):
         return value
-    if isinstance(value, dict):
-        return {substitute(k, names): substitute(v, names) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, names) for v in value]
-    return value
+    root: dict[Any, Any] | list[Any] = {} if isinstance(value, dict) else []
+    pending: list[tuple[Any, dict[Any, Any] | list[Any]]] = [(value, root)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                copy: dict[Any, Any] | list[Any] = {} if isinstance(item, dict) else []
+                pending.append((item, copy))
+                item = copy
+            elif isinstance(item, str):
+                item = _substituted_string(item, names)
+            if isinstance(target, dict):
+                target[_substituted_string(key, names) if isinstance(key, str) else key] = item
+            else:
+                target.append(item)
+    return root

@@ -3,6 +3,8 @@ helpers doing what the integration suite relies on."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.hostile import crd_fields
@@ -65,3 +67,16 @@ def test_placeholders_are_replaced_in_keys_and_values() -> None:
         "s1": ["run of s1", {"ref": "e1"}],
         "n": 3,
     }
+
+
+def test_placeholders_are_replaced_below_python_s_recursion_limit() -> None:
+    """The deep-nesting cases go 1,000 levels down (2,000 frames for a recursive walk)."""
+    depth = 3 * sys.getrecursionlimit()
+    value: object = [STORY, None]
+    for _ in range(depth):
+        value = {"n": value}
+    result = substitute(value, {STORY: "s1"})
+    for _ in range(depth):
+        assert isinstance(result, dict)
+        result = result["n"]
+    assert result == ["s1", None]
