@@ -24,24 +24,28 @@ def _describe(transport: asyncio.BaseTransport) -> str:
     return f"{type(transport).__name__} {state} local={local} peer={peer}"
 
 
+def open_socket_transports(loop: asyncio.AbstractEventLoop) -> list[asyncio.BaseTransport]:
+    """The socket transports of a selector loop whose sockets are still open.
+
+    The selector loop registers every socket transport by fd (a TLS connection through the
+    socket transport under it); the registry is private, so a loop or Python without it
+    yields nothing rather than failing every test.
+    """
+    registry: Any = getattr(loop, "_transports", None)
+    if registry is None:
+        return []
+    return [
+        transport
+        for transport in list(registry.values())
+        if getattr(transport, "_sock", None) is not None
+    ]
+
+
 class LeakCheckingEventLoop(asyncio.SelectorEventLoop):
     """`asyncio.SelectorEventLoop` whose `close()` raises `TransportLeakError` for open sockets."""
 
-    def _open_transports(self) -> list[asyncio.BaseTransport]:
-        # The selector loop registers every socket transport by fd while its socket is open
-        # (a TLS connection through the socket transport under it); the registry is private,
-        # so a Python without it checks nothing rather than failing every test.
-        registry: Any = getattr(self, "_transports", None)
-        if registry is None:
-            return []
-        return [
-            transport
-            for transport in list(registry.values())
-            if getattr(transport, "_sock", None) is not None
-        ]
-
     def close(self) -> None:
-        leaked = [] if self.is_running() or self.is_closed() else self._open_transports()
+        leaked = [] if self.is_running() or self.is_closed() else open_socket_transports(self)
         described = [_describe(transport) for transport in leaked]
         for transport in leaked:
             if isinstance(transport, asyncio.Transport):

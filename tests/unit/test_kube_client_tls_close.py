@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
-import pytest
 
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.config import ClusterConfig
 from runs_controller.kube.resources import CONFIG_MAPS
 from runs_controller.testing.certs import CertificateAuthority
+from runs_controller.testing.controlplane import LOOPBACK
+from runs_controller.testing.loop_leaks import open_socket_transports
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
 WATCH_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
@@ -78,57 +79,48 @@ class SilentPeer:
 
 def _client_sockets_to(port: int) -> list[asyncio.BaseTransport]:
     """The loop's open socket transports whose peer is `port` (the client's side)."""
-    loop = asyncio.get_running_loop()
-    registry = getattr(loop, "_transports", {})
     return [
         transport
-        for transport in list(registry.values())
-        if getattr(transport, "_sock", None) is not None
-        and (transport.get_extra_info("peername") or (None, None))[1] == port
+        for transport in open_socket_transports(asyncio.get_running_loop())
+        if (transport.get_extra_info("peername") or (None, None))[1] == port
     ]
 
 
-@pytest.fixture
-async def peer_and_client(
-    request: pytest.FixtureRequest, tmp_path: Path
+@asynccontextmanager
+async def _silent_peer_and_client(
+    directory: Path, *, answer_watch: bool
 ) -> AsyncIterator[tuple[SilentPeer, KubeClient]]:
-    async with SilentPeer(tmp_path, answer_watch=request.param) as peer:
+    async with SilentPeer(directory, answer_watch=answer_watch) as peer:
         config = ClusterConfig(
             host=f"https://{LOOPBACK}:{peer.port}", ssl_context=peer.client_context
         )
         yield peer, KubeClient(config)
 
 
-@pytest.mark.parametrize("peer_and_client", [True], indirect=True, ids=["watch"])
-async def test_an_abandoned_watch_leaves_no_socket_after_close(
-    peer_and_client: tuple[SilentPeer, KubeClient],
-) -> None:
-    peer, client = peer_and_client
-    async with client.watch(CONFIG_MAPS, "default") as stream:
-        event = await anext(aiter(stream))
-        assert event.type == "BOOKMARK"
-        assert len(_client_sockets_to(peer.port)) == 1
-    # Left before its end: the connection cannot go back to the pool and closes in the
-    # background, waiting for the silent peer's close_notify.
-    await client.aclose()
-    await asyncio.sleep(0)
-    assert _client_sockets_to(peer.port) == []
+async def test_an_abandoned_watch_leaves_no_socket_after_close(tmp_path: Path) -> None:
+    async with _silent_peer_and_client(tmp_path, answer_watch=True) as (peer, client):
+        async with client.watch(CONFIG_MAPS, "default") as stream:
+            event = await anext(aiter(stream))
+            assert event.type == "BOOKMARK"
+            assert len(_client_sockets_to(peer.port)) == 1
+        # Left before its end: the connection cannot go back to the pool and closes in the
+        # background, waiting for the silent peer's close_notify.
+        await client.aclose()
+        await asyncio.sleep(0)  # one loop turn: an aborted socket closes in a call_soon callback
+        assert _client_sockets_to(peer.port) == []
 
 
-@pytest.mark.parametrize("peer_and_client", [False], indirect=True, ids=["request"])
-async def test_a_cancelled_request_leaves_no_socket_after_close(
-    peer_and_client: tuple[SilentPeer, KubeClient],
-) -> None:
-    peer, client = peer_and_client
-    async with anyio.create_task_group() as group:
+async def test_a_cancelled_request_leaves_no_socket_after_close(tmp_path: Path) -> None:
+    async with _silent_peer_and_client(tmp_path, answer_watch=False) as (peer, client):
+        async with anyio.create_task_group() as group:
 
-        async def get() -> None:
-            await client.server_version()
+            async def get() -> None:
+                await client.server_version()
 
-        group.start_soon(get)
-        await peer.answered.wait()
-        assert len(_client_sockets_to(peer.port)) == 1
-        group.cancel_scope.cancel()
-    await client.aclose()
-    await asyncio.sleep(0)
-    assert _client_sockets_to(peer.port) == []
+            group.start_soon(get)
+            await peer.answered.wait()
+            assert len(_client_sockets_to(peer.port)) == 1
+            group.cancel_scope.cancel()
+        await client.aclose()
+        await asyncio.sleep(0)  # one loop turn: an aborted socket closes in a call_soon callback
+        assert _client_sockets_to(peer.port) == []
