@@ -8,11 +8,24 @@ metav1.MicroTime does, so a decoded value re-encodes byte for byte.
 from __future__ import annotations
 
 import datetime
-from typing import Any, TypeVar
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
+
+APISERVER_MAX_DEPTH = 10_000
+"""kube-apiserver stores JSON nested up to this many levels (deeper: 400 "exceeded max depth");
+a LIST page and a watch event wrap an object in two more."""
+
+_WRAPPING_LEVELS = 16  # a LIST page or watch event around the object, and slack
+_deep_lock = threading.RLock()
 
 
 class MicroTime(datetime.datetime):
@@ -51,19 +64,70 @@ def _dec_hook(target: type, value: Any) -> Any:
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Python's recursion limit raised far enough for a document as deep as the apiserver stores.
+
+    msgspec counts each nesting level against the limit (1,000 by default), even when it only
+    skips a value as `Raw`: without this, one deeply nested object made a whole LIST page
+    undecodable and its informer never synced. The limit is process-wide and every recursive
+    Python function relies on it to protect the C stack, so it is raised only around one call
+    into C, and only after that call failed at the normal limit. msgspec runs no Python code
+    during it (bar the MicroTime hooks, which do not recurse), so another thread gets the GIL
+    only in the few instructions around it. The lock keeps two threads from raising and
+    restoring the limit over each other. msgspec needs under 400 bytes of C stack per level,
+    4 MiB at 10,000 levels; a thread's default stack on Linux is 8 MiB.
+    """
+    with _deep_lock:
+        normal = sys.getrecursionlimit()
+        sys.setrecursionlimit(normal + APISERVER_MAX_DEPTH + _WRAPPING_LEVELS)
+        try:
+            yield
+        finally:
+            sys.setrecursionlimit(normal)
+
+
+def _deep_enough(call: Callable[[A], R], argument: A) -> R:
+    """`call(argument)`, once more with `deep_recursion` if the normal limit was too low."""
+    try:
+        return call(argument)
+    except RecursionError:
+        pass
+    with deep_recursion():
+        return call(argument)
+
+
+class Decoder(Generic[T]):
+    """msgspec's JSON decoder for one type, which also reads the deepest objects the apiserver
+    stores (see `deep_recursion`); the common case pays one `try`."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self, target: type[T]) -> None:
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(target, dec_hook=_dec_hook)
+
+    def decode(self, data: bytes | str | msgspec.Raw) -> T:
+        return _deep_enough(self._decoder.decode, data)
+
+    def decode_lines(self, data: bytes | str) -> list[T]:
+        """Newline-delimited JSON (a watch stream's block of events)."""
+        return _deep_enough(self._decoder.decode_lines, data)
+
+
 def encode(value: Any) -> bytes:
-    """Encode a Struct (or any JSON-able value) to JSON bytes."""
-    return _encoder.encode(value)
+    """Encode a Struct (or any JSON-able value) to JSON bytes; as deep as the apiserver
+    stores, like the decoder."""
+    return _deep_enough(_encoder.encode, value)
 
 
-_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+_decoders: dict[Any, Decoder[Any]] = {}
 
 
-def decoder(target: type[T]) -> msgspec.json.Decoder[T]:
+def decoder(target: type[T]) -> Decoder[T]:
     """A cached decoder for `target` (building one is costly; using one is not)."""
     cached = _decoders.get(target)
     if cached is None:
-        cached = _decoders[target] = msgspec.json.Decoder(target, dec_hook=_dec_hook)
+        cached = _decoders[target] = Decoder(target)
     return cached
 
 

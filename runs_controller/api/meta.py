@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
+from runs_controller.api.codec import decode
 from runs_controller.api.schema import F, Int32, Int64, Struct
 
 T = TypeVar("T")
@@ -57,8 +58,7 @@ class ObjectMeta(Struct, frozen=True):
         """The managedFields entries (field manager, operation, subresource, ...)."""
         if not self.managed_fields:
             return []
-        entries: list[dict[str, Any]] = msgspec.json.decode(self.managed_fields)
-        return entries
+        return decode(self.managed_fields, list[dict[str, Any]])  # fieldsV1 can be 10,000 deep
 
 
 class Resource(Struct, kw_only=True, frozen=True):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runs_controller.api.runs.storyrun import StepState, StoryRun
 from runs_controller.dag import launch as launching
-from runs_controller.dag.graph import StepGraph, normalize_alias, step_references
+from runs_controller.dag.graph import StepGraph, normalize_alias, step_references, string_values
 from runs_controller.dag.limits import LimitOutcome, apply_limits, is_queued_state
 from runs_controller.dag.primitives import (
     PrimitiveOutcome,
@@ -611,7 +611,7 @@ class _Pass:
     def _stale_with(self, step: Step, variables: Mapping[str, Any]) -> bool:
         if not step.with_ or step.ref is None:
             return False
-        return self._references_empty_output(_strings(step.with_), variables)
+        return self._references_empty_output(list(string_values(step.with_)), variables)
 
     def _launch(self, step: Step, variables: Mapping[str, Any]) -> bool:
         state = self.states.get(step.name)
@@ -815,7 +815,7 @@ class _Pass:
             self.result.outcome = Outcome("Succeeded", "Completed", message)
             return
         try:
-            for text in _strings(template):
+            for text in string_values(template):
                 check_template_safety(text)
             rendered = resolve_value(
                 template, self.variables(), deterministic=self.given.deterministic
@@ -884,16 +884,6 @@ def _slot_cost(step: Step) -> int:
     if step.type == "parallel":
         return len(_branch_steps(step))
     return 0
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
 
 
 def run_pass(given: PassInput) -> PassResult:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runs_controller.api.codec import encode
+
 STORY = "<<story>>"
 ENGRAM = "<<engram>>"
 TEMPLATE = "<<template>>"
@@ -64,7 +66,7 @@ class Case:
         for name in ("story", "template", "run", "trigger"):
             value = getattr(self, name)
             if value is not None:
-                text = repr(value)
+                text = encode(value).decode()  # repr recurses; the corpus nests past its limit
                 parts.append(f"{name}={text[:600]}{'...' if len(text) > 600 else ''}")
         if self.run_annotations:
             parts.append(f"annotations={self.run_annotations!r}"[:600])

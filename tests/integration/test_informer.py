@@ -15,11 +15,13 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
+from runs_controller.api.codec import APISERVER_MAX_DEPTH, deep_recursion
 from runs_controller.api.k8s import ConfigMap
 from runs_controller.api.meta import ObjectMeta
+from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.kube.client import ClientOptions, KubeClient
 from runs_controller.kube.config import load_kubeconfig
-from runs_controller.kube.resources import CONFIG_MAPS
+from runs_controller.kube.resources import CONFIG_MAPS, STORY_RUNS
 from runs_controller.observability.metrics import InformerMetrics
 from runs_controller.runtime.backoff import Backoff
 from runs_controller.runtime.informer import (
@@ -398,3 +400,54 @@ async def test_the_cache_keeps_only_our_managed_fields(
     entries = cached.metadata.managed_field_entries()
     assert [e["manager"] for e in entries] == [FIELD_MANAGER]
     assert entries[0]["fieldsV1"] == {"f:data": {"f:ours": {}}}
+
+
+def _deep_storyrun(name: str, depth: int) -> dict[str, Any]:
+    inputs: Any = "leaf"
+    for _ in range(depth):
+        inputs = {"n": inputs}
+    return {
+        "apiVersion": "runs.bubustack.io/v1alpha1",
+        "kind": "StoryRun",
+        "metadata": {"name": name},
+        "spec": {"storyRef": {"name": "s"}, "inputs": {"x": inputs}},
+    }
+
+
+def _create_deep(admin: HarnessClient, path: str, body: dict[str, Any]) -> None:
+    with deep_recursion():  # the harness client's json.dumps/json.loads recurse too
+        admin.create(path, body)
+
+
+@pytest.mark.usefixtures("crds")
+async def test_objects_as_deep_as_the_apiserver_stores_decode_on_list_and_watch(
+    kubeconfig: Path, admin_client: HarnessClient, namespace: str
+) -> None:
+    """The apiserver stores JSON up to 10,000 levels deep. Past Python's default recursion
+    limit msgspec could not even skip such a value, so one object made the whole LIST page
+    (or its watch line) undecodable and the informer never synced."""
+    path = f"/apis/runs.bubustack.io/v1alpha1/namespaces/{namespace}/storyruns"
+    depth = APISERVER_MAX_DEPTH - 10  # the object's own fields add a few levels
+    _create_deep(admin_client, path, _deep_storyrun("deep-listed", depth))
+    admin_client.create(path, _deep_storyrun("shallow", 2))
+    async with _client(kubeconfig) as client:
+        informer = Informer(client, STORY_RUNS, StoryRun, options=InformerOptions(namespace))
+        async with _running(informer):
+            assert sorted(informer.store.keys()) == [
+                f"{namespace}/deep-listed",
+                f"{namespace}/shallow",
+            ]
+            _create_deep(admin_client, path, _deep_storyrun("deep-watched", depth))
+            await wait_until(
+                lambda: informer.store.get(f"{namespace}/deep-watched") is not None,
+                within=30,
+                what="the deep object's ADDED event in the cache",
+            )
+            assert not informer.undecodable
+        fetched = await client.get(STORY_RUNS, "deep-listed", namespace, type=StoryRun)
+    for run in (informer.store.get(f"{namespace}/deep-watched"), fetched):
+        assert run is not None and run.spec.inputs is not None
+        level: Any = run.spec.inputs["x"]
+        for _ in range(depth):
+            level = level["n"]
+        assert level == "leaf"

@@ -2,15 +2,27 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 from typing import Any
 
 import msgspec
 import pytest
 
-from runs_controller.api.codec import MicroTime, convert, decode, encode, to_builtins
+from runs_controller.api.codec import (
+    APISERVER_MAX_DEPTH,
+    MicroTime,
+    convert,
+    decode,
+    decoder,
+    deep_recursion,
+    encode,
+    to_builtins,
+)
 from runs_controller.api.k8s import Event, Job, Lease, Pod
 from runs_controller.api.meta import Condition, ObjectMeta, Status, TypedList
 from runs_controller.api.runs.effectclaim import EffectClaim
+
+_DEFAULT_LIMIT = sys.getrecursionlimit()
 
 
 def _roundtrip(raw: dict[str, Any], target: type[Any]) -> dict[str, Any]:
@@ -154,3 +166,46 @@ def test_convert_and_to_builtins_agree_with_encode() -> None:
     }
     condition = convert(raw, Condition)
     assert to_builtins(condition) == raw == json.loads(encode(condition))
+
+
+def _nested_json(depth: int) -> bytes:
+    return b'{"n":' * depth + b'"leaf"' + b"}" * depth
+
+
+def test_a_list_page_with_an_object_as_deep_as_the_apiserver_stores_decodes() -> None:
+    """msgspec counts every level against Python's recursion limit, even when only skipping a
+    value as Raw; without the fallback this page raised RecursionError."""
+    deep = b'{"metadata":{"name":"deep"},"spec":' + _nested_json(APISERVER_MAX_DEPTH - 3) + b"}"
+    page = b'{"metadata":{"resourceVersion":"7"},"items":[' + deep + b',{"a":1}]}'
+    decoded = decode(page, TypedList[msgspec.Raw])
+    assert [bytes(item) for item in decoded.items] == [deep, b'{"a":1}']
+    assert encode(decode(deep, dict[str, Any])) == deep
+    assert sys.getrecursionlimit() == _DEFAULT_LIMIT
+
+
+def test_a_watch_block_with_a_deep_event_decodes_line_by_line() -> None:
+    line = b'{"type":"ADDED","object":' + _nested_json(APISERVER_MAX_DEPTH) + b"}"
+    events = decoder(dict[str, Any]).decode_lines(line + b"\n" + b'{"type":"DELETED"}\n')
+    assert [event["type"] for event in events] == ["ADDED", "DELETED"]
+    assert sys.getrecursionlimit() == _DEFAULT_LIMIT
+
+
+def test_deeper_than_the_apiserver_stores_is_still_refused_and_the_limit_restored() -> None:
+    """The raised limit is bounded: a document no apiserver returns is a RecursionError, not a
+    stack overflow."""
+    too_deep = _nested_json(3 * APISERVER_MAX_DEPTH)
+    with pytest.raises(RecursionError):
+        decode(too_deep, Any)
+    assert sys.getrecursionlimit() == _DEFAULT_LIMIT
+    with deep_recursion():
+        assert sys.getrecursionlimit() > APISERVER_MAX_DEPTH
+    assert sys.getrecursionlimit() == _DEFAULT_LIMIT
+
+
+def test_managed_fields_as_deep_as_the_object_they_describe_are_read() -> None:
+    """The creator's fieldsV1 mirrors a deep spec (`f:n` per level); the status writer reads
+    the entries to find its own."""
+    fields = _nested_json(APISERVER_MAX_DEPTH - 5).replace(b'"n"', b'"f:n"')
+    raw = b'{"name":"x","managedFields":[{"manager":"kubectl","fieldsV1":' + fields + b"}]}"
+    meta = decode(raw, ObjectMeta)
+    assert [entry["manager"] for entry in meta.managed_field_entries()] == ["kubectl"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import msgspec
@@ -17,6 +18,7 @@ from runs_controller.dag.graph import (
     cycle_members,
     normalize_alias,
     step_references,
+    string_values,
     topological_order,
     unknown_dependencies,
     validate_graph,
@@ -500,3 +502,13 @@ def test_a_back_edge_is_reported_as_a_cycle(
     assert {i, j} <= involved
     expected[i] = expected[i] | {j}
     assert involved == blocked_oracle(expected)
+
+
+def test_string_values_come_in_order_from_values_deeper_than_the_recursion_limit() -> None:
+    value: object = ["{{ steps.a.output }}", 3, {"k": "b"}]
+    for _ in range(3 * sys.getrecursionlimit()):
+        value = {"n": value, "z": "outer"}
+    texts = list(string_values({"first": "x", "deep": value, "last": ["y"]}))
+    assert texts[:3] == ["x", "{{ steps.a.output }}", "b"]
+    assert texts[3:-1] == ["outer"] * 3 * sys.getrecursionlimit()
+    assert texts[-1] == "y"

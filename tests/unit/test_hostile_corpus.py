@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.hostile import crd_fields
-from tests.hostile.model import ENGRAM, STORY, substitute
+from tests.hostile.model import ENGRAM, STORY, Case, Expect, substitute
 from tests.hostile.strategies import CATEGORIES, corpus, draw_examples
 
 
@@ -80,3 +80,13 @@ def test_placeholders_are_replaced_below_python_s_recursion_limit() -> None:
         assert isinstance(result, dict)
         result = result["n"]
     assert result == ["s1", None]
+
+
+def test_a_deep_case_describes_itself_for_a_failure_message() -> None:
+    value: object = "leaf"
+    for _ in range(3 * sys.getrecursionlimit()):
+        value = {"n": value}
+    case = Case("inputs nested deep", "StoryRun", Expect(), run={"inputs": value})
+    text = case.describe()
+    assert text.startswith('inputs nested deep (StoryRun) run={"inputs":{"n":{"n":')
+    assert text.endswith("...")
