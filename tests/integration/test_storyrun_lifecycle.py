@@ -3,11 +3,14 @@ controller, against the real apiserver, with the test playing the SDK."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
 from runs_controller.api.runs.steprun import StepRun
 from runs_controller.engine import keys
+from runs_controller.engine.nesting import MAX_INPUTS_DEPTH
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.resources import STORY_RUNS
 from runs_controller.testing.wait import poll_until_async
@@ -213,6 +216,48 @@ async def test_an_invalid_story_fails_its_run_naming_step_and_field_while_others
         assert run.status.phase == "Failed"
         ready = next(c for c in run.status.conditions or [] if c.type == "Ready")
         assert f"'{step}'" in ready.message and field in ready.message, ready.message
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+async def test_inputs_as_deep_as_allowed_run_through_a_tree_schema_and_deeper_ones_fail(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    """`spec.inputs` may nest MAX_INPUTS_DEPTH levels: such a run validates against a
+    self-referencing schema and hands the value to its step. One level more fails at once,
+    naming the limit, instead of a RecursionError somewhere inside every reconcile."""
+    await create_engram(client, namespace)
+    tree = {"type": ["object", "string"], "properties": {"n": {"$ref": "#/$defs/tree"}}}
+    story = {
+        "inputsSchema": {
+            "type": "object",
+            "$defs": {"tree": tree},
+            "properties": {"x": {"$ref": "#/$defs/tree"}},
+        },
+        "steps": [engram_step("carry", **{"with": {"v": "{{ inputs.x }}"}})],
+    }
+    await create_story(client, namespace, "deep", story)
+    async with running_controller(client, namespace), fake_sdk(client, namespace, echo_success):
+        await create_run(
+            client, namespace, "at-limit", "deep", {"x": _nested(MAX_INPUTS_DEPTH - 1)}
+        )
+        await create_run(client, namespace, "over", "deep", {"x": _nested(MAX_INPUTS_DEPTH)})
+        at_limit = await wait_for_phase(client, namespace, "at-limit", DONE)
+        over = await wait_for_phase(client, namespace, "over", DONE)
+    assert at_limit.status is not None and at_limit.status.phase == "Succeeded", at_limit.status
+    carried = await _steprun(client, namespace, "carry")
+    assert carried is not None and carried.status is not None
+    assert carried.status.output is not None  # the fake SDK echoes the resolved input
+    assert carried.status.output["v"] == _nested(MAX_INPUTS_DEPTH - 1)
+    assert over.status is not None and over.status.phase == "Failed"
+    ready = next(c for c in over.status.conditions or [] if c.type == "Ready")
+    assert ready.reason == "InputTooLarge"
+    assert ready.message == f"spec.inputs nesting exceeds maximum depth of {MAX_INPUTS_DEPTH}"
 
 
 async def test_fifty_runs_with_concurrency_three_never_show_more_than_three_active_stepruns(

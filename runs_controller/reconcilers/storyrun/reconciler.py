@@ -31,6 +31,7 @@ from runs_controller.dag.states import with_phase as step_with_phase
 from runs_controller.dag.timers import encode_timers
 from runs_controller.engine import keys
 from runs_controller.engine.naming import safe_label_value
+from runs_controller.engine.nesting import MAX_INPUTS_DEPTH, deeper_than
 from runs_controller.engine.references import cross_namespace_refusal
 from runs_controller.engine.schemas import (
     SchemaError,
@@ -87,6 +88,20 @@ def _now(kit: Kit) -> datetime.datetime:
 
 def _name(obj: Any) -> str:
     return str(obj.metadata.name or "") if obj.metadata is not None else ""
+
+
+def _inputs_refusal(run: StoryRun, config: OperatorConfig) -> str | None:
+    """Why the run's inputs cannot be used at all: over the inline size limit (contract 2.2 step 2),
+    or nested deeper than the controller's walks can follow (`engine.nesting`)."""
+    inputs = run.spec.inputs
+    if inputs is None:
+        return None
+    size = len(encode(inputs))
+    if size > config.max_inline_inputs_size:
+        return f"spec.inputs size {size} bytes exceeds maximum of {config.max_inline_inputs_size}"
+    if deeper_than(inputs, MAX_INPUTS_DEPTH):
+        return f"spec.inputs nesting exceeds maximum depth of {MAX_INPUTS_DEPTH}"
+    return None
 
 
 class StoryRunReconciler:
@@ -188,12 +203,8 @@ class StoryRunReconciler:
             return await self._finalize_deletion(run)
         status = observed_status(run)
 
-        inputs_size = len(encode(run.spec.inputs)) if run.spec.inputs is not None else 0
-        if inputs_size > config.max_inline_inputs_size and not is_terminal(status.phase):
-            message = (
-                f"spec.inputs size {inputs_size} bytes exceeds maximum of "
-                f"{config.max_inline_inputs_size}"
-            )
+        message = _inputs_refusal(run, config) if not is_terminal(status.phase) else None
+        if message is not None:
             await self._set_phase(
                 run,
                 PhaseChange(
