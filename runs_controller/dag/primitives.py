@@ -28,8 +28,10 @@ from runs_controller.api.enums import TERMINAL_PHASES
 from runs_controller.api.runs.storyrun import StepState
 from runs_controller.engine.durations import format_go_duration, parse_go_duration
 from runs_controller.expr import (
+    EvaluationBlocked,
     InvalidLimits,
     LimitExceeded,
+    OffloadedData,
     TemplateError,
     TemplateSafetyError,
     TemplateSyntaxError,
@@ -388,8 +390,12 @@ def _poll_seconds(poll_ns: int | None) -> float | None:
     return None if poll_ns is None else poll_ns / _NS_PER_SECOND
 
 
-def _condition_holds(until: str, variables: Mapping[str, Any], limits: Limits | None) -> bool:
-    """The `until` result; False while it cannot be evaluated yet or errs at run time.
+def _condition_holds(
+    until: str, variables: Mapping[str, Any], limits: Limits | None
+) -> tuple[bool, str | None]:
+    """(the `until` result, why it could not be evaluated): False while it cannot be evaluated
+    yet or errs at run time; the error text only for a run-time error, not for data that is
+    not there (or not inline) yet.
 
     Syntax errors are configuration errors and propagate, as does a caller's InvalidLimits.
     So does a limit (steps, time, size, nesting): a condition over its budget is refused, not
@@ -397,13 +403,15 @@ def _condition_holds(until: str, variables: Mapping[str, Any], limits: Limits | 
     """
     vars_ = variables if isinstance(variables, dict) else dict(variables)
     try:
-        return evaluate_condition(until, vars_, limits=limits)
+        return evaluate_condition(until, vars_, limits=limits), None
     except (TemplateSyntaxError, LimitExceeded, InvalidLimits):
         raise
-    except TemplateError:
-        # Blocked or offloaded (the data is not there, or not inline, yet) or a run-time error:
-        # the reference keeps waiting, and the timeout still applies.
-        return False
+    except (EvaluationBlocked, OffloadedData):
+        return False, None
+    except TemplateError as exc:
+        # A run-time error (`index` of a missing key): the reference keeps waiting, and the
+        # timeout still applies; the timeout's message then says what kept failing.
+        return False, str(exc)
 
 
 def evaluate_wait(
@@ -426,7 +434,7 @@ def evaluate_wait(
         return _terminal(state, "Failed", str(exc), now)
     try:
         check_template_safety(config.until)
-        satisfied = _condition_holds(config.until, variables, limits)
+        satisfied, failing = _condition_holds(config.until, variables, limits)
     except (TemplateSafetyError, TemplateSyntaxError, LimitExceeded) as exc:
         return _terminal(state, "Failed", str(_config_error(step, "until", str(exc))), now)
     if satisfied:
@@ -444,6 +452,8 @@ def evaluate_wait(
         remaining = _seconds_until(deadline, now)
         if remaining <= 0:
             phase, text = _timed_out("wait", config.on_timeout)
+            if failing is not None:
+                text += f" The last evaluation of with.until failed: {failing}"
             return _terminal(state, phase, text, now)
     paused = _with_phase(state, "Paused", message, now)
     return PrimitiveOutcome(paused, entry, _earliest(remaining, _poll_seconds(config.poll_ns)))

@@ -353,6 +353,28 @@ def test_wait_times_out_and_fails_by_default(on_timeout: str | None) -> None:
     assert (outcome.state.phase, outcome.state.message) == ("Timeout", "wait step timed out.")
 
 
+def test_a_wait_that_times_out_says_what_its_condition_kept_failing_with() -> None:
+    """A run-time error keeps the wait waiting (as in the reference); at the deadline the
+    message says why it never held."""
+    wait = step("w", "wait", until='{{ index .inputs "a" "b" 7 }}', timeout="1s")
+    state = paused("Waiting for condition.", started=ago(2))
+    early = evaluate_wait(wait, paused("Waiting for condition."), None, vars_(), NOW)
+    assert early.state.phase == "Paused"
+    assert early.state.message == "Waiting for condition."
+    outcome = evaluate_wait(wait, state, None, vars_(), NOW)
+    assert outcome.state.phase == "Timeout"
+    message = outcome.state.message or ""
+    assert message.startswith("wait step timed out. The last evaluation of with.until failed: ")
+    assert "index of untyped nil" in message
+
+
+def test_a_wait_for_data_not_there_yet_times_out_with_the_plain_message() -> None:
+    wait = step("w", "wait", until="{{ steps.later.output.ok }}", timeout="1s")
+    state = paused("Waiting for condition.", started=ago(2))
+    outcome = evaluate_wait(wait, state, None, vars_(), NOW)
+    assert (outcome.state.phase, outcome.state.message) == ("Timeout", "wait step timed out.")
+
+
 def test_wait_stored_deadline_wins_over_started_at() -> None:
     wait = step("w", "wait", until=READY, timeout="1s", onTimeout="skip")
     state = paused("Waiting for condition.", started=ago(2))
