@@ -7,7 +7,9 @@ Layers, lowest first, each overriding what it sets: operator defaults -> EngramT
 
 As in the reference, a value that does not parse (a quantity, a pull or restart policy) is
 skipped and reported in `warnings`; a security error (`runAsUser <= 0`) or a template without
-an image fails the whole resolution. `serviceAccountName` and `automountServiceAccountToken`
+an image fails the whole resolution. Unlike the reference, so does an image the kubelet cannot
+parse (`engine.images`): its pod would wait in InvalidImageName until the step timed out.
+`serviceAccountName` and `automountServiceAccountToken`
 overrides are untrusted and ignored at every layer: the pod runs as the operator's
 `security.service-account-name`, else the per-StoryRun engram-runner.
 
@@ -35,6 +37,7 @@ from runs_controller.api.bubustack.shared import (
 )
 from runs_controller.api.k8s import ResourceRequirements, SecurityContext
 from runs_controller.engine.durations import parse_go_duration
+from runs_controller.engine.images import image_reference_problem
 from runs_controller.engine.operator_config import (
     NANOSECONDS,
     PULL_POLICIES,
@@ -516,6 +519,10 @@ def resolve_execution(
     if not image.strip():
         name = template.metadata.name if template.metadata else None
         return ConfigFailure(f"EngramTemplate '{name}' has no spec.image")
+    problem = image_reference_problem(image)
+    if problem is not None:
+        name = template.metadata.name if template.metadata else None
+        return ConfigFailure(f"EngramTemplate '{name}' spec.image '{image}' {problem}")
     draft = _defaults(config)
     draft.image = image
     try:

@@ -443,6 +443,19 @@ def test_missing_image_fails() -> None:
 
 
 @pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        ("UPPER CASE", "is not a valid image reference"),
+        (" spaced image ", "has leading or trailing whitespace"),
+    ],
+)
+def test_an_image_the_kubelet_cannot_parse_fails(image: str, problem: str) -> None:
+    layers = Layers()
+    layers.template_spec["image"] = image
+    assert layers.failure() == f"EngramTemplate 'tpl' spec.image '{image}' {problem}"
+
+
+@pytest.mark.parametrize(
     ("set_layer", "message"),
     [
         (
