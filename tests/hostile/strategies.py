@@ -458,7 +458,12 @@ def hostile_engram_template(draw: st.DrawFn) -> Case:
     elif what == "cpu request":
         value = draw(st.sampled_from(["lots", "-1", "1.2.3"]))
         spec = {**base, "execution": {"resources": {"recommendedCpuRequest": value}}}
-        any_of = ("cpu", "quantity", "resources")
+        if value != "-1":
+            # Contract 4.5: a quantity that does not parse is logged and skipped (a Warning
+            # event on the StepRun, tests/integration/test_steprun.py): the step runs.
+            expect = Expect(refused="may", fields=("spec",), phases=frozenset({"Succeeded"}))
+            return Case(f"engram template: {what}", "EngramTemplate", expect, template=spec)
+        any_of = ("cpu", "quantity", "resources")  # parses, and the apiserver refuses the Job
     elif what == "backoff limit":
         spec = {**base, "execution": {"job": {"recommendedBackoffLimit": -5}}}
         any_of = ("backoffLimit", "backoff")

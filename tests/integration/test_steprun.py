@@ -285,6 +285,30 @@ async def test_a_job_too_large_to_store_fails_the_step_with_input_too_large(
         await client.get(JOBS, "g1-huge", namespace, type=Job)
 
 
+async def test_a_setting_that_does_not_parse_is_left_out_of_the_job_with_a_warning_event(
+    client: KubeClient, namespace: str, crds: list[str]
+) -> None:
+    """Contract 4.5: an invalid quantity is logged and skipped, and the step runs. The
+    reference only logs it; the Warning event shows it where `kubectl describe` looks."""
+    await create_engram(client, namespace)
+    await create_story(
+        client, namespace, "odd", {"steps": [engram_step("work", ref={"name": "none"})]}
+    )
+    await create_run(client, namespace, "q1", "odd")
+    await manual_steprun(
+        client, namespace, "q1", "odd", "echo", executionOverrides={"cpuRequest": "lots"}
+    )
+    async with running_controller(client, namespace):
+        event = await wait_for_event(client, namespace, "q1-odd", "ExecutionConfigSkipped")
+        job = await wait_for_job(client, namespace, "q1-odd")
+    assert event.type == "Warning"
+    assert "executionOverrides.cpuRequest 'lots' is not a valid quantity" in (event.note or "")
+    assert job.spec is not None and job.spec.template.spec is not None
+    container = job.spec.template.spec.containers[0]
+    assert container.resources is not None and container.resources.requests is not None
+    assert container.resources.requests["cpu"] == "100m"  # the operator default, not 'lots'
+
+
 async def test_a_foreign_job_under_the_steprun_name_fails_the_step_and_is_left_alone(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
@@ -396,6 +420,7 @@ async def test_the_job_environment_carries_the_contract_variables(
     assert started == steprun.metadata.creation_timestamp
     assert job.spec is not None
     assert job.spec.active_deadline_seconds == 30 * 60 + 120
+    assert job.spec is not None and job.spec.template.spec is not None
     container = job.spec.template.spec.containers[0]
     downward = {
         var.name: (var.value_from or {}).get("fieldRef", {}).get("fieldPath")

@@ -61,6 +61,9 @@ class LaunchOutcome:
     """The Warning event reason that goes with `failure`, when it has its own."""
     blocked: str | None = None
     """A template waits for an output that is not there yet."""
+    skipped: tuple[str, ...] = ()
+    """Settings of the created Job's layers that did not parse and were left out (4.5 "log and
+    skip"): the reconciler says so in one Warning event."""
 
 
 def _key(obj: Any) -> str:
@@ -207,9 +210,11 @@ class JobLauncher:
             )
         except MissingRequiredSecretError as missing:
             return LaunchOutcome(failure=(inputs.REASON_INVALID_CONFIGURATION, str(missing)))
-        return await self._create(step, desired)
+        return await self._create(step, desired, resolved.warnings)
 
-    async def _create(self, step: StepRun, desired: Job) -> LaunchOutcome:
+    async def _create(
+        self, step: StepRun, desired: Job, skipped: tuple[str, ...] = ()
+    ) -> LaunchOutcome:
         meta = step.metadata
         assert meta is not None  # noqa: S101
         size = len(codec.encode(desired))
@@ -242,7 +247,7 @@ class JobLauncher:
                 "(request entity too large): reduce the step's inputs"
             )
         self._created[_key(step)] = created
-        return LaunchOutcome(job=created)
+        return LaunchOutcome(job=created, skipped=skipped)
 
 
 def _too_large(message: str) -> LaunchOutcome:

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("runs_controller.steprun")
 
 ACTION = "Reconcile"
+EXECUTION_CONFIG_SKIPPED = "ExecutionConfigSkipped"
+"""Warning event: settings that did not parse were left out of the Job (the reference only logs)."""
 ALIVE_POD_PHASES = frozenset({"Pending", "Running", "Unknown"})
 TLS_ANNOTATIONS = ("engram.bubustack.io/tls-secret", "bubustack.io/tls-secret")
 
@@ -467,6 +469,8 @@ class StepRunReconciler:
         if outcome.existing:
             # The name was taken: ours from before (a restart, a lost cache event): adopt it.
             return await self._with_job(step, run, job, base, config, now, retry_is_due)
+        if outcome.skipped:
+            self._event(step, "Warning", EXECUTION_CONFIG_SKIPPED, "; ".join(outcome.skipped))
         if base.phase == "Running" and not retry_is_due:
             await self._record_restart(step, now)
         running = with_phase(
