@@ -256,6 +256,14 @@ async def submit(client: KubeClient, case: Case, names: Names) -> Submitted:
 # -- judging ------------------------------------------------------------------------------------
 
 
+def _error_text(error: dict[str, Any]) -> str:
+    """`status.error` as it reads (JSON would escape the quotes in a message it quotes)."""
+    return " ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in error.items()
+    )
+
+
 def run_outcome(run: StoryRun) -> Outcome | None:
     """The run's settled outcome, None while it is still working."""
     status = run.status
@@ -268,7 +276,7 @@ def run_outcome(run: StoryRun) -> Outcome | None:
         status.message or "",
         ready.reason if ready else "",
         ready.message if ready else "",
-        json.dumps(status.error) if status.error else "",
+        _error_text(status.error) if status.error else "",
         *(f"{name}: {s.phase}: {s.message or ''}" for name, s in sorted(states.items())),
     ]
     reason = (ready.reason if ready else "") or ""
