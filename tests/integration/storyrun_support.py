@@ -114,6 +114,14 @@ async def ensure_template(client: KubeClient, name: str = "echo") -> None:
         await client.create(ENGRAM_TEMPLATES, body, type=EngramTemplate)
 
 
+def nested_value(depth: int) -> Any:
+    """`{"n": {"n": ... "leaf"}}`, `depth` objects deep."""
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
 async def create_engram(client: KubeClient, namespace: str, name: str = "echo") -> Engram:
     await ensure_template(client)
     body = {

@@ -3,8 +3,6 @@ controller, against the real apiserver, with the test playing the SDK."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
@@ -28,6 +26,7 @@ from tests.integration.storyrun_support import (
     get_run,
     list_stepruns,
     merge_patch_run,
+    nested_value,
     running_controller,
     step_phase,
     storyrun_reconciles,
@@ -218,13 +217,6 @@ async def test_an_invalid_story_fails_its_run_naming_step_and_field_while_others
         assert f"'{step}'" in ready.message and field in ready.message, ready.message
 
 
-def _nested(depth: int) -> Any:
-    value: Any = "leaf"
-    for _ in range(depth):
-        value = {"n": value}
-    return value
-
-
 async def test_inputs_as_deep_as_allowed_run_through_a_tree_schema_and_deeper_ones_fail(
     client: KubeClient, namespace: str, crds: list[str]
 ) -> None:
@@ -244,16 +236,16 @@ async def test_inputs_as_deep_as_allowed_run_through_a_tree_schema_and_deeper_on
     await create_story(client, namespace, "deep", story)
     async with running_controller(client, namespace), fake_sdk(client, namespace, echo_success):
         await create_run(
-            client, namespace, "at-limit", "deep", {"x": _nested(MAX_INPUTS_DEPTH - 1)}
+            client, namespace, "at-limit", "deep", {"x": nested_value(MAX_INPUTS_DEPTH - 1)}
         )
-        await create_run(client, namespace, "over", "deep", {"x": _nested(MAX_INPUTS_DEPTH)})
+        await create_run(client, namespace, "over", "deep", {"x": nested_value(MAX_INPUTS_DEPTH)})
         at_limit = await wait_for_phase(client, namespace, "at-limit", DONE)
         over = await wait_for_phase(client, namespace, "over", DONE)
     assert at_limit.status is not None and at_limit.status.phase == "Succeeded", at_limit.status
     carried = await _steprun(client, namespace, "carry")
     assert carried is not None and carried.status is not None
     assert carried.status.output is not None  # the fake SDK echoes the resolved input
-    assert carried.status.output["v"] == _nested(MAX_INPUTS_DEPTH - 1)
+    assert carried.status.output["v"] == nested_value(MAX_INPUTS_DEPTH - 1)
     assert over.status is not None and over.status.phase == "Failed"
     ready = next(c for c in over.status.conditions or [] if c.type == "Ready")
     assert ready.reason == "InputTooLarge"

@@ -14,6 +14,7 @@ from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.api.runs.storytrigger import StoryTrigger
 from runs_controller.engine.hashing import trigger_input_hash
 from runs_controller.engine.naming import derive_storyrun_name, derive_storytrigger_name
+from runs_controller.engine.nesting import MAX_INPUTS_DEPTH
 from runs_controller.kube.client import KubeClient
 from runs_controller.kube.errors import AlreadyExists
 from runs_controller.kube.resources import STORY_RUNS, STORY_TRIGGERS
@@ -24,6 +25,7 @@ from tests.integration.storyrun_support import (
     create_story,
     engram_step,
     list_stepruns,
+    nested_value,
     running_controller,
     wait_for_phase,
 )
@@ -275,6 +277,7 @@ async def _wait_gone(client: KubeClient, namespace: str, name: str) -> None:
         ("no-story", "StoryNotFound", "referenced Story"),
         ("version", "StoryVersionMismatch", 'has version "1", expected "2"'),
         ("oversized", "ValidationFailed", "storyrun.max-inline-inputs-size"),
+        ("too-deep", "ValidationFailed", f"nesting exceeds maximum depth of {MAX_INPUTS_DEPTH}"),
     ],
 )
 async def test_invalid_triggers_are_rejected_with_the_cause(
@@ -293,6 +296,7 @@ async def test_invalid_triggers_are_rejected_with_the_cause(
             }
         },
         "oversized": trigger_body(namespace, "greet", inputs={"blob": "x" * 2000}),
+        "too-deep": trigger_body(namespace, "greet", inputs={"x": nested_value(MAX_INPUTS_DEPTH)}),
     }[case]
     async with running_controller(client, namespace):
         await submit(client, body)

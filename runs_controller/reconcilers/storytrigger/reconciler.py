@@ -20,6 +20,7 @@ from runs_controller.api.runs.storyrun import StoryRun
 from runs_controller.api.runs.storytrigger import StoryTrigger, StoryTriggerStatus
 from runs_controller.dag.states import phase_conditions
 from runs_controller.engine import triggers
+from runs_controller.engine.nesting import MAX_INPUTS_DEPTH, deeper_than
 from runs_controller.kube.errors import AlreadyExists, Invalid, NotFound
 from runs_controller.kube.resources import STORIES, STORY_RUNS, STORY_TRIGGERS
 from runs_controller.runtime.reconciler import Request, Result
@@ -82,6 +83,10 @@ class StoryTriggerReconciler:
                 f"({config.max_inline_inputs_size}); offloading them to shared storage is not "
                 "supported by this controller"
             )
+            return await self._reject(trigger, triggers.REASON_VALIDATION_FAILED, message)
+        if inputs is not None and deeper_than(inputs, MAX_INPUTS_DEPTH):
+            # The StoryRun would fail on it at once (engine.nesting): refuse it here instead.
+            message = f"StoryTrigger inputs nesting exceeds maximum depth of {MAX_INPUTS_DEPTH}"
             return await self._reject(trigger, triggers.REASON_VALIDATION_FAILED, message)
         return await self._create(trigger, triggers.desired_storyrun(trigger, hash_), hash_)
 
