@@ -13,9 +13,9 @@ from typing import Any, Final
 __all__ = ["MAX_INPUTS_DEPTH", "deeper_than"]
 
 MAX_INPUTS_DEPTH: Final = 100
-"""Levels of objects and arrays a StoryRun's `spec.inputs` may nest. A self-referencing
-`inputsSchema` (a tree type) follows a value ~160 levels down before jsonschema's recursion
-runs out; 100 leaves room for the frames of the reconcile around it."""
+"""Levels of objects and arrays the inputs of a StoryRun (or StoryTrigger) may nest. A
+self-referencing `inputsSchema` (a tree type) follows a value ~160 levels down before
+jsonschema's recursion runs out; 100 leaves room for the frames of the reconcile around it."""
 
 
 def deeper_than(value: Any, limit: int) -> bool:

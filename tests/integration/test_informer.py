@@ -36,6 +36,7 @@ from runs_controller.testing import ControlPlane, ControlPlaneConfig, HarnessCli
 from runs_controller.testing.proxy import TcpProxy
 from runs_controller.testing.pytest_plugin import start_control_plane_or_fail
 from runs_controller.testing.wait import poll_until_async, wait_until
+from tests.integration.storyrun_support import nested_value
 
 
 def _configmap(name: str, value: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -403,14 +404,11 @@ async def test_the_cache_keeps_only_our_managed_fields(
 
 
 def _deep_storyrun(name: str, depth: int) -> dict[str, Any]:
-    inputs: Any = "leaf"
-    for _ in range(depth):
-        inputs = {"n": inputs}
     return {
         "apiVersion": "runs.bubustack.io/v1alpha1",
         "kind": "StoryRun",
         "metadata": {"name": name},
-        "spec": {"storyRef": {"name": "s"}, "inputs": {"x": inputs}},
+        "spec": {"storyRef": {"name": "s"}, "inputs": {"x": nested_value(depth)}},
     }
 
 
